@@ -1,0 +1,135 @@
+"""Checkers: true statements hold, and every checker reports a deliberate defect."""
+
+import numpy as np
+import pytest
+
+from polyakcheck import Method, check_claim, run_seeds
+from polyakcheck.checks import (
+    anytime_verdicts, averaging_verdict, last_iterate_verdicts, monotone_verdict,
+    s2_bound,
+)
+from polyakcheck.checks.last_iterate import harmonic, i3_verdict
+from polyakcheck.checks.stats import decide, one_sided_limits
+from polyakcheck.constants import instance_constants
+
+SEEDS = range(50)
+
+
+def assert_status(verdict, status):
+    assert verdict.status == status, (
+        f"{verdict.statement} for {verdict.method}: {verdict.status} "
+        f"(margin {verdict.margin:.3g} at {verdict.where}, measured {verdict.measured:.6g}, "
+        f"bound {verdict.bound:.6g}, tolerance {verdict.tolerance:.3g}): {verdict.message}"
+    )
+
+
+@pytest.fixture(scope="module")
+def sps_runs(request):
+    cache = {}
+
+    def get(name, problem, solution, method="sps_star", steps=3000):
+        key = (name, str(method), steps)
+        if key not in cache:
+            cache[key] = run_seeds(problem, solution, method, steps, seeds=SEEDS)
+        return cache[key]
+
+    return get
+
+
+def test_s2_closed_form_is_below_its_relaxation():
+    t = np.arange(1, 1000)
+    tight = s2_bound(t, 3.0, 2.0, 1.5)
+    relaxed = 3.0 * 1.5**2 / t + 1.5 * np.sqrt(2.0 / t)
+    assert np.all(tight <= relaxed * (1 + 1e-15))
+
+
+def test_harmonic_numbers():
+    k = np.array([1, 2, 3, 10])
+    exact = np.array([sum(1.0 / j for j in range(1, int(m) + 1)) for m in k])
+    np.testing.assert_allclose(harmonic(k), exact, rtol=1e-14)
+
+
+def test_t_interval_matches_scipy():
+    from scipy import stats
+    x = np.random.default_rng(0).standard_normal((30, 1))
+    mean, lower, upper = one_sided_limits(x, 0.05)
+    ci = stats.t.interval(0.90, 29, loc=x.mean(), scale=stats.sem(x[:, 0]))
+    assert lower[0] == pytest.approx(ci[0])
+    assert upper[0] == pytest.approx(ci[1])
+
+
+def test_decide_rule():
+    bound = np.array([1.0, 1.0])
+    tol = np.zeros(2)
+    assert decide([0.1, 0.2], [0.5, 0.9], tol, bound, bound)[0] == "holds"
+    assert decide([0.1, 1.2], [0.5, 1.5], tol, bound, bound)[0] == "violated"
+    assert decide([0.1, 0.8], [0.5, 1.1], tol, bound, bound)[0] == "inconclusive"
+
+
+def test_all_statements_hold(bundled, sps_runs):
+    problem, solution = bundled
+    constants = instance_constants(problem, solution, 1)
+    sps = sps_runs(problem.name, problem, solution)
+    assert_status(monotone_verdict(sps, "S1"), "holds")
+    for verdict in anytime_verdicts(sps, constants, problem.assumptions):
+        assert_status(verdict, "holds")
+    iam = sps_runs(problem.name, problem, solution, "iam")
+    assert_status(monotone_verdict(iam, "I1"), "holds")
+    assert_status(averaging_verdict(iam), "holds")
+    for verdict in last_iterate_verdicts(iam, constants, problem.assumptions):
+        assert_status(verdict, "holds")
+
+
+@pytest.mark.parametrize("mutation", [
+    {"f_star_shift": -1.0},
+    {"step_scale": 2.0},
+    {"positive_part": False},
+])
+def test_monotone_flags_wrong_method(bundled, mutation):
+    problem, solution = bundled
+    method = Method("sps_star", label="mutant", mutation=mutation)
+    traces = run_seeds(problem, solution, method, 3000, seeds=range(3))
+    verdict = monotone_verdict(traces, "S1", problem.name)
+    assert_status(verdict, "violated")
+    assert "replay: polyakcheck verify" in verdict.message
+
+
+def test_anchor_check_flags_wrong_target(diabetes):
+    problem, solution = diabetes
+    method = Method("iam", lam="t", label="mutant", mutation={"f_star_shift": -1.0})
+    traces = run_seeds(problem, solution, method, 3000, seeds=range(3))
+    assert_status(monotone_verdict(traces, "I1"), "violated")
+
+
+def test_bound_divided_by_100_is_violated(bundled, sps_runs):
+    problem, solution = bundled
+    constants = instance_constants(problem, solution, 1)
+    traces = sps_runs(problem.name, problem, solution)
+
+    def wrong(t, c):
+        pairs = [s2_bound(t, c["A_" + p], c["B_" + p], c["D"]) for p in ("S3", "S4a", "S4b")]
+        return np.min(pairs, axis=0) / 100.0
+
+    verdict = check_claim(traces, "gap_avg", wrong, constants, "S2/100",
+                          "S2 divided by 100", problem_name=problem.name)
+    assert_status(verdict, "violated")
+    assert "replay" in verdict.message
+
+
+def test_last_iterate_bounds_catch_shrunk_bound(diabetes, sps_runs):
+    problem, solution = diabetes
+    constants = instance_constants(problem, solution, 1)
+    traces = sps_runs(problem.name, problem, solution, "iam")
+    shrunk = dict(constants)
+    shrunk["D"] = {"value": constants["D"]["value"] / 100.0, "how": "wrong"}
+    assert_status(i3_verdict(traces, shrunk), "violated")
+
+
+def test_claim_rejects_bad_bound_shape(diabetes, sps_runs):
+    problem, solution = diabetes
+    traces = sps_runs(problem.name, problem, solution)
+    constants = instance_constants(problem, solution, 1)
+    with pytest.raises(ValueError, match="one value per checkpoint"):
+        check_claim(traces, "gap_avg", lambda t, c: 1.0, constants, "x", "x")
+    with pytest.raises(ValueError, match="unknown quantity"):
+        check_claim(traces, "gap", lambda t, c: t * 1.0, constants, "x", "x")
