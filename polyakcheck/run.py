@@ -84,7 +84,21 @@ def star_magnitudes(problem, solution):
 
 
 def _target_values(method, solution, seed):
-    f_target = np.array(solution.f_i_star, dtype=np.float64)
+    lower = method.lower_bound
+    n = solution.f_i_star.shape[0]
+    if lower is None:
+        f_target = np.array(solution.f_i_star, dtype=np.float64)
+    elif isinstance(lower, str):
+        f_target = np.full(n, float(solution.f_star))
+    elif np.ndim(lower) == 0:
+        f_target = np.full(n, float(lower))
+    else:
+        f_target = np.array(lower, dtype=np.float64)
+        if f_target.shape != (n,) or not np.all(np.isfinite(f_target)):
+            raise ValueError(
+                f"lower_bound array must be finite with shape ({n},), "
+                f"got shape {f_target.shape}"
+            )
     shift = method.mutation.get("f_star_shift", 0.0)
     noise = method.mutation.get("f_star_noise", 0.0)
     if shift:
@@ -179,7 +193,7 @@ def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None
         problem.x0, samples, step_rule, step_size,
         float(mutation.get("step_scale", 1.0)),
         bool(mutation.get("positive_part", True)), float(method.max_step_size),
-        lam_rule, lam_const, grid,
+        lam_rule, lam_const, float(method.weight_decay), grid,
     )
     seconds = time.perf_counter() - started
     cp_x, cp_xbar, cp_z, g2sum, gamma, avg_err, avg_tol, mono = out

@@ -59,7 +59,7 @@ def run_loop(
     loss, A, b, reg, row_norm, phi2_max,
     f_target, f_i_star, f_i_star_mag, x_star, x0, samples,
     step_rule, step_size, step_scale, positive_part, max_step_size,
-    lam_rule, lam_const, checkpoints,
+    lam_rule, lam_const, weight_decay, checkpoints,
 ):
     """Run one method for ``T = samples.shape[0] - 1`` steps.
 
@@ -92,6 +92,8 @@ def run_loop(
         ``LAM_NONE`` (x = z), ``LAM_T`` (lam_t = t) or ``LAM_CONSTANT``.
     lam_const : float
         lam for ``LAM_CONSTANT``.
+    weight_decay : float
+        Decoupled anchor decay: z_{t+1} = (1 - weight_decay) z_t - gamma_t g_t.
     checkpoints : ndarray of int64, shape (K,)
         Strictly increasing steps in [0, T] at which the state is recorded.
 
@@ -225,8 +227,9 @@ def run_loop(
         decrease = 0.0
         if gg > 0.0 and s_true > 0.0:
             decrease = s_true * s_true / gg
+        keep = 1.0 - weight_decay
         for j in range(d):
-            z[j] -= gamma * g[j]
+            z[j] = keep * z[j] - gamma * g[j]
         dist_next = _dist(z, x_star)
         if gg > 0.0:
             lhs = dist_next * dist_next

@@ -31,6 +31,13 @@ class Method:
         Heavy-ball coefficient beta of ``sgd_momentum``.
     max_step_size : float
         Cap on the Polyak step (inf for none).
+    lower_bound : None, "mean", float or ndarray of shape (n,)
+        What the Polyak step uses in place of f_i(x_star): None for the oracle's exact
+        values (SPS*, IAM), ``"mean"`` for f_star on every sample, a float for one
+        constant lower bound (0 is common), or per-sample lower bounds, which a
+        minibatch averages.
+    weight_decay : float
+        Decoupled decay of the anchor, z_{t+1} = (1 - weight_decay) z_t - gamma_t g_t.
     label : str
         Name shown in reports; defaults to ``kind``.
     mutation : dict
@@ -45,6 +52,8 @@ class Method:
     step_size: float = None
     momentum: float = 0.0
     max_step_size: float = math.inf
+    lower_bound: object = None
+    weight_decay: float = 0.0
     label: str = ""
     mutation: dict = field(default_factory=dict)
 
@@ -75,6 +84,15 @@ class Method:
             raise ValueError(
                 f"max_step_size must be > 0 (inf for no cap), got {self.max_step_size!r}"
             )
+        if isinstance(self.lower_bound, str) and self.lower_bound != "mean":
+            raise ValueError(
+                f"lower_bound must be None, 'mean', a number or an array, "
+                f"got {self.lower_bound!r}"
+            )
+        if not (math.isfinite(self.weight_decay) and 0.0 <= self.weight_decay < 1.0):
+            raise ValueError(
+                f"weight_decay must be in [0, 1), got {self.weight_decay!r}"
+            )
         unknown = set(self.mutation) - {
             "step_scale", "positive_part", "f_star_shift", "f_star_noise", "lam_shift"
         }
@@ -84,9 +102,23 @@ class Method:
             object.__setattr__(self, "label", self.kind)
 
     @property
+    def exact(self):
+        """True when the method is the idealized one the theory covers.
+
+        A step cap, a lower bound in place of f_i(x_star) or weight decay changes the
+        step, and S1/I1 in their stated form no longer follow, so such variants claim
+        nothing. Mutations keep the claims on purpose: negative controls test them.
+        """
+        return (
+            self.lower_bound is None
+            and self.weight_decay == 0.0
+            and math.isinf(self.max_step_size)
+        )
+
+    @property
     def claims(self):
         """Statements of the theory this method claims, as a tuple of ids."""
-        return CLAIMS[self.kind]
+        return CLAIMS[self.kind] if self.exact else ()
 
     def describe(self):
         """Return the parameters as a JSON-ready dict."""
@@ -99,8 +131,18 @@ class Method:
             "max_step_size": None
             if math.isinf(self.max_step_size)
             else self.max_step_size,
+            "lower_bound": _describe_lower_bound(self.lower_bound),
+            "weight_decay": self.weight_decay,
             "mutation": dict(self.mutation),
         }
+
+
+def _describe_lower_bound(value):
+    if value is None or isinstance(value, str):
+        return value
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+        return f"per-sample array of shape {tuple(value.shape)}"
+    return float(value)
 
 
 def make_method(name, **params):
