@@ -10,7 +10,6 @@ import numpy as np
 from polyakcheck.methods import kernel
 from polyakcheck.methods.rounding import UNIT_ROUNDOFF
 from polyakcheck.methods.spec import Method, make_method
-from polyakcheck.problems.losses import PHI2_MAX
 from polyakcheck.problems.problem import Problem
 from polyakcheck.solution import Solution
 from polyakcheck.trace import Trace
@@ -48,22 +47,19 @@ def _check_int(name, value, minimum):
 def value_magnitudes(problem, X):
     """Return f(x) and the magnitude of its summed terms for each row of X, shape (k,).
 
-    gamma_{d+2} times the magnitude bounds the float64 rounding error of f(x).
+    gamma_{d+4} times the magnitude bounds the float64 rounding error of f(x).
     """
     X = np.atleast_2d(X)
-    M = X @ problem.A.T
-    if problem.loss == "least_squares":
-        R = M - problem.b
-        V = 0.5 * R**2
-        dV = np.abs(R)
-    else:
-        V = np.logaddexp(0.0, -problem.b * M)
-        dV = 1.0 / (1.0 + np.exp(problem.b * M))
+    M = problem.margins(X)
+    V = problem.values(X) - 0.5 * problem.reg * np.sum(X * X, axis=1)[:, None]
+    slope = np.abs(problem.dphi(M))
+    if problem.family.has_kinks:
+        slope = np.ones_like(slope)
     x_norm = np.linalg.norm(X, axis=1)
     reg_term = 0.5 * problem.reg * x_norm**2
     values = V.mean(axis=1) + reg_term
-    magnitude = (V + dV * problem.row_norms * x_norm[:, None]).mean(axis=1) + reg_term
-    return values, magnitude
+    magnitude = (np.abs(V) + slope * problem.row_norms * x_norm[:, None]).mean(axis=1)
+    return values, magnitude + reg_term
 
 
 def rounding_gamma(k):
@@ -74,13 +70,11 @@ def rounding_gamma(k):
 def star_magnitudes(problem, solution):
     """Magnitude of the terms summed in each f_i(x_star), shape (n,)."""
     x = solution.x_star
-    m = problem.A @ x
-    if problem.loss == "least_squares":
-        dv = np.abs(m - problem.b)
-    else:
-        dv = 1.0 / (1.0 + np.exp(problem.b * m))
+    slope = np.abs(problem.dphi(problem.margins(x)))[0]
+    if problem.family.has_kinks:
+        slope = np.ones_like(slope)
     x_norm = float(np.linalg.norm(x))
-    return np.abs(solution.f_i_star) + dv * problem.row_norms * x_norm
+    return np.abs(solution.f_i_star) + slope * problem.row_norms * x_norm
 
 
 def _target_values(method, solution, seed):
@@ -109,13 +103,26 @@ def _target_values(method, solution, seed):
     return f_target
 
 
+def default_sgd_step(problem):
+    """Return the default SGD learning rate 1 / (4 L_max).
+
+    For a loss that is not globally smooth (kinked or only locally smooth) L_max is
+    infinite, and the curvature scale max_i ||a_i||^2 + reg takes its place.
+    """
+    L = problem.L_max
+    if not np.isfinite(L):
+        L = float(np.max(problem.row_norms**2) + problem.reg)
+    return 1.0 / (4.0 * L)
+
+
 def _kernel_rules(problem, method):
     if method.kind in ("sps_star", "iam", "iam_const"):
         step_rule, step_size = kernel.STEP_POLYAK, 0.0
     else:
         step_rule = kernel.STEP_CONSTANT
-        lr = method.step_size if method.step_size is not None else 1.0 / (4 * problem.L_max)
-        step_size = lr
+        step_size = method.step_size
+        if step_size is None:
+            step_size = default_sgd_step(problem)
     if method.kind == "iam":
         lam_rule, lam_const = kernel.LAM_T, 0.0
     elif method.kind == "iam_const":
@@ -186,9 +193,13 @@ def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None
     step_rule, step_size, lam_rule, lam_const = _kernel_rules(problem, method)
     mutation = method.mutation
     started = time.perf_counter()
+    sparse, A, data, indices, indptr = problem.kernel_data()
+    phi2_max = problem.family.phi2_max
     out = kernel.run_loop(
-        problem.loss_code, problem.A, problem.b, problem.reg, problem.row_norms,
-        PHI2_MAX[problem.loss], _target_values(method, solution, seed),
+        problem.loss_code, problem.loss_param, sparse, A, data, indices, indptr,
+        problem.b, problem.reg, problem.row_norms,
+        phi2_max if np.isfinite(phi2_max) else 0.0,
+        _target_values(method, solution, seed),
         solution.f_i_star, star_magnitudes(problem, solution), solution.x_star,
         problem.x0, samples, step_rule, step_size,
         float(mutation.get("step_scale", 1.0)),

@@ -56,7 +56,7 @@ def _dist(u, v):
 
 @njit(cache=True)
 def run_loop(
-    loss, A, b, reg, row_norm, phi2_max,
+    loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max,
     f_target, f_i_star, f_i_star_mag, x_star, x0, samples,
     step_rule, step_size, step_scale, positive_part, max_step_size,
     lam_rule, lam_const, weight_decay, checkpoints,
@@ -65,8 +65,8 @@ def run_loop(
 
     Parameters
     ----------
-    loss, A, b, reg, row_norm, phi2_max
-        The problem, as for ``batch_value_grad``.
+    loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max
+        The problem, as for ``batch_value_grad`` (dense A or CSR arrays).
     f_target : ndarray, shape (n,)
         Values the Polyak step uses in place of f_i(x_star); equal to ``f_i_star`` for
         SPS* and IAM, shifted or noisy for negative controls and lower-bound variants.
@@ -110,7 +110,7 @@ def run_loop(
     monotone : ndarray, shape (MONO_SIZE,)
         Worst S1/I1 step: see the ``MONO_*`` indices.
     """
-    d = A.shape[1]
+    d = x0.shape[0]
     T = samples.shape[0] - 1
     s = samples.shape[1]
     K = checkpoints.shape[0]
@@ -144,7 +144,8 @@ def run_loop(
     for t in range(T + 1):
         batch = samples[t]
         f_x, value_mag, grad_mag = batch_value_grad(
-            loss, A, b, reg, row_norm, phi2_max, x, batch, g
+            loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max,
+            x, batch, g,
         )
         gg = np.dot(g, g)
         g2sum += gg

@@ -1,17 +1,10 @@
-"""Per-sample loss kernels for generalized linear finite sums.
+"""Numba kernels of the per-sample losses, dense and sparse (CSR).
 
-Every sample loss has the form
-
-    f_i(x) = phi(a_i^T x, b_i) + (reg / 2) ||x||^2,
-
-with ``phi`` convex in the margin ``m = a_i^T x``. The kernels below are Numba
-compiled and are shared by the oracle, the method loops and the checkers, so that
-every part of the toolkit evaluates the same f_i.
-
-Loss codes (``LOSS_CODES``):
-
-- ``least_squares``: phi(m, b) = (m - b)^2 / 2.
-- ``logistic``: phi(m, b) = log(1 + exp(-b m)), labels b in {-1, +1}.
+Every sample loss has the form f_i(x) = phi(a_i^T x, b_i) + (reg / 2) ||x||^2 with phi
+convex in the margin m = a_i^T x; ``families`` lists the families, their formulas and
+their assumptions. ``param`` is the one loss parameter (Huber's delta), ignored by the
+other families. At a kink the kernels return one fixed subgradient: phi'(m) = 0 for
+hinge at b m = 1 and for absolute loss at m = b.
 """
 
 import math
@@ -19,13 +12,18 @@ import math
 import numpy as np
 from numba import njit
 
+from polyakcheck.problems.families import FAMILIES
+
 LEAST_SQUARES = 0
 LOGISTIC = 1
+SQUARED_HINGE = 2
+HINGE = 3
+ABSOLUTE = 4
+HUBER = 5
+POISSON = 6
 
-LOSS_CODES = {"least_squares": LEAST_SQUARES, "logistic": LOGISTIC}
-
-# Upper bound on |phi''| over all margins, used for L_max = max_i PHI2_MAX ||a_i||^2 + reg.
-PHI2_MAX = {"least_squares": 1.0, "logistic": 0.25}
+LOSS_CODES = {name: fam.code for name, fam in FAMILIES.items()}
+PHI2_MAX = {name: fam.phi2_max for name, fam in FAMILIES.items()}
 
 
 @njit(cache=True)
@@ -45,75 +43,122 @@ def _sigmoid(u):
 
 
 @njit(cache=True)
-def phi(loss, m, b):
+def phi(loss, m, b, param):
     """Return phi(m, b) for the loss code ``loss``."""
     if loss == LEAST_SQUARES:
         r = m - b
         return 0.5 * r * r
-    return _log1pexp(-b * m)
+    if loss == LOGISTIC:
+        return _log1pexp(-b * m)
+    if loss == SQUARED_HINGE:
+        h = 1.0 - b * m
+        return 0.5 * h * h if h > 0.0 else 0.0
+    if loss == HINGE:
+        h = 1.0 - b * m
+        return h if h > 0.0 else 0.0
+    if loss == ABSOLUTE:
+        return abs(m - b)
+    if loss == HUBER:
+        r = abs(m - b)
+        return 0.5 * r * r if r <= param else param * (r - 0.5 * param)
+    return math.exp(m) - b * m
 
 
 @njit(cache=True)
-def dphi(loss, m, b):
-    """Return d phi / d m at margin ``m``."""
+def dphi(loss, m, b, param):
+    """Return d phi / d m at ``m`` (a fixed subgradient at kinks)."""
     if loss == LEAST_SQUARES:
         return m - b
-    return -b * _sigmoid(-b * m)
+    if loss == LOGISTIC:
+        return -b * _sigmoid(-b * m)
+    if loss == SQUARED_HINGE:
+        h = 1.0 - b * m
+        return -b * h if h > 0.0 else 0.0
+    if loss == HINGE:
+        return -b if b * m < 1.0 else 0.0
+    if loss == ABSOLUTE:
+        r = m - b
+        return 1.0 if r > 0.0 else (-1.0 if r < 0.0 else 0.0)
+    if loss == HUBER:
+        r = m - b
+        return min(max(r, -param), param)
+    return math.exp(m) - b
 
 
 @njit(cache=True)
-def d2phi(loss, m, b):
-    """Return d^2 phi / d m^2 at margin ``m``."""
-    if loss == LEAST_SQUARES:
-        return 1.0
-    s = _sigmoid(-b * m)
-    return s * (1.0 - s)
-
-
-@njit(cache=True)
-def sample_values(loss, A, b, reg, x):
-    """Return f_i(x) for every sample, shape (n,)."""
+def sample_values(loss, A, b, reg, x, param=1.0):
+    """Return f_i(x) for every sample of dense A, shape (n,)."""
     n = A.shape[0]
     out = np.empty(n)
     half_reg_sq = 0.5 * reg * np.dot(x, x)
     for i in range(n):
-        out[i] = phi(loss, np.dot(A[i], x), b[i]) + half_reg_sq
+        out[i] = phi(loss, np.dot(A[i], x), b[i], param) + half_reg_sq
     return out
 
 
 @njit(cache=True)
-def sample_gradients(loss, A, b, reg, x):
-    """Return the gradients of every f_i at x, shape (n, d)."""
+def sample_gradients(loss, A, b, reg, x, param=1.0):
+    """Return the (sub)gradients of every f_i at x for dense A, shape (n, d)."""
     n, d = A.shape
     out = np.empty((n, d))
     for i in range(n):
-        s = dphi(loss, np.dot(A[i], x), b[i])
+        s = dphi(loss, np.dot(A[i], x), b[i], param)
         for j in range(d):
             out[i, j] = s * A[i, j] + reg * x[j]
     return out
 
 
 @njit(cache=True)
-def batch_value_grad(loss, A, b, reg, row_norm, phi2_max, x, batch, g):
-    """Evaluate f_S(x) = mean_{i in S} f_i(x) and write its gradient into ``g``.
+def _margin(sparse, A, data, indices, indptr, i, x):
+    if sparse:
+        acc = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            acc += data[p] * x[indices[p]]
+        return acc
+    return np.dot(A[i], x)
+
+
+@njit(cache=True)
+def _add_row(sparse, A, data, indices, indptr, i, coef, g):
+    if sparse:
+        for p in range(indptr[i], indptr[i + 1]):
+            g[indices[p]] += coef * data[p]
+    else:
+        row = A[i]
+        for j in range(g.shape[0]):
+            g[j] += coef * row[j]
+
+
+@njit(cache=True)
+def batch_value_grad(
+    loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max, x,
+    batch, g,
+):
+    """Evaluate f_S(x) = mean_{i in S} f_i(x) and write its (sub)gradient into ``g``.
 
     Parameters
     ----------
     loss : int
         Loss code.
-    A : ndarray, shape (n, d)
+    param : float
+        Loss parameter (Huber's delta).
+    sparse : bool
+        Read rows from the CSR arrays (data, indices, indptr) instead of dense ``A``.
+    A : ndarray, shape (n, d), or shape (0, d) when sparse
+    data, indices, indptr : CSR arrays of the data matrix (empty when dense)
     b : ndarray, shape (n,)
     reg : float
         L2 regularization strength.
     row_norm : ndarray, shape (n,)
         ||a_i|| for every sample.
     phi2_max : float
-        sup |phi''| over all margins.
+        sup |phi''| over all margins, used for smooth losses with bounded curvature;
+        Poisson uses exp(m) at the computed margin and kinked losses use 0.
     x : ndarray, shape (d,)
     batch : ndarray of int64, shape (s,)
         Sample indices of the minibatch S.
     g : ndarray, shape (d,)
-        Output buffer for grad f_S(x).
+        Output buffer for the (sub)gradient of f_S at x.
 
     Returns
     -------
@@ -123,10 +168,10 @@ def batch_value_grad(loss, A, b, reg, row_norm, phi2_max, x, batch, g):
         mean_i (|phi_i| + |phi_i'| ||a_i|| ||x||) + reg ||x||^2 / 2: the scale of the
         summed terms, so gamma_{d+s} times it bounds the rounding error of ``value``.
     grad_magnitude : float
-        mean_i (|phi_i'| ||a_i|| + phi2_max ||a_i||^2 ||x||) + reg ||x||: the same for
-        the gradient, including the effect of the rounded margin on phi'.
+        mean_i (|phi_i'| + c_i ||a_i|| ||x||) ||a_i|| + reg ||x|| with c_i the local
+        curvature |phi''(m_i)| (or ``phi2_max`` where it is finite): the same for the
+        gradient, including the effect of the rounded margin on phi'.
     """
-    d = A.shape[1]
     s = batch.shape[0]
     g[:] = 0.0
     value = 0.0
@@ -135,16 +180,27 @@ def batch_value_grad(loss, A, b, reg, row_norm, phi2_max, x, batch, g):
     x_norm = math.sqrt(np.dot(x, x))
     for k in range(s):
         i = batch[k]
-        m = np.dot(A[i], x)
-        p = phi(loss, m, b[i])
-        dp = dphi(loss, m, b[i])
+        m = _margin(sparse, A, data, indices, indptr, i, x)
+        p = phi(loss, m, b[i], param)
+        dp = dphi(loss, m, b[i], param)
         value += p
-        value_mag += abs(p) + abs(dp) * row_norm[i] * x_norm
-        grad_mag += (abs(dp) + phi2_max * row_norm[i] * x_norm) * row_norm[i]
-        for j in range(d):
-            g[j] += dp * A[i, j]
+        kinked = loss == HINGE or loss == ABSOLUTE
+        # At a kink a rounded margin may select the subgradient of the other side; the
+        # step then uses a valid subgradient at a point whose margin differs by the
+        # rounding error, which costs at most the Lipschitz constant 1 times that
+        # error in the value, so the magnitude uses 1 in place of |phi'|.
+        slope = 1.0 if kinked else abs(dp)
+        value_mag += abs(p) + slope * row_norm[i] * x_norm
+        if kinked:
+            curvature = 0.0
+        elif loss == POISSON:
+            curvature = math.exp(m)
+        else:
+            curvature = phi2_max
+        grad_mag += (abs(dp) + curvature * row_norm[i] * x_norm) * row_norm[i]
+        _add_row(sparse, A, data, indices, indptr, i, dp, g)
     inv = 1.0 / s
-    for j in range(d):
+    for j in range(g.shape[0]):
         g[j] = g[j] * inv + reg * x[j]
     half_reg_sq = 0.5 * reg * x_norm * x_norm
     return (
@@ -152,15 +208,3 @@ def batch_value_grad(loss, A, b, reg, row_norm, phi2_max, x, batch, g):
         value_mag * inv + half_reg_sq,
         grad_mag * inv + reg * x_norm,
     )
-
-
-def full_value(loss, A, b, reg, x):
-    """Return f(x) = (1/n) sum_i f_i(x) (numpy, float64)."""
-    code = LOSS_CODES[loss]
-    return float(np.mean(sample_values(code, A, b, reg, np.ascontiguousarray(x))))
-
-
-def full_gradient(loss, A, b, reg, x):
-    """Return grad f(x), shape (d,)."""
-    code = LOSS_CODES[loss]
-    return sample_gradients(code, A, b, reg, np.ascontiguousarray(x)).mean(axis=0)
