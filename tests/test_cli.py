@@ -1,0 +1,74 @@
+"""The ``polyakcheck verify`` command end to end on shrunken settings."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from polyakcheck import Method
+from polyakcheck.cli import main
+
+SMALL = ["--data", "diabetes", "--steps", "400", "--seeds", "8", "--quiet"]
+
+
+def test_verify_writes_report_and_exits_zero(tmp_path, capsys):
+    html = tmp_path / "out" / "v.html"
+    status = main(["verify", *SMALL, "--output", str(html)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert html.exists()
+    data = json.loads((tmp_path / "out" / "v.json").read_text())
+    problems = data["problems"]
+    assert [p["problem"]["name"] for p in problems] == ["diabetes"]
+    verdicts = problems[0]["verdicts"]
+    statements = {(v["method"], v["statement"]) for v in verdicts}
+    assert ("sps_star", "S1") in statements
+    assert ("iam", "I3") in statements
+    assert all(v["status"] != "violated" for v in verdicts)
+    assert "diabetes       sps_star     S1    holds" in out
+    assert "<svg" in html.read_text()
+
+
+def test_verify_exits_one_on_violation(tmp_path, monkeypatch, capsys):
+    # polyakcheck.verify is also the name of the function the package exports.
+    verify_module = sys.modules["polyakcheck.verify"]
+
+    def mutant(name, **params):
+        return Method("sps_star", label="sps_star", mutation={"step_scale": 2.0})
+
+    monkeypatch.setattr(verify_module, "make_method", mutant)
+    status = main(["verify", *SMALL, "--methods", "sps_star",
+                   "--output", str(tmp_path / "v.html")])
+    out = capsys.readouterr().out
+    assert status == 1, out
+    assert "S1    violated" in out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--data", "nope"], "unknown data set 'nope'"),
+    (["--methods", "adam"], "unknown method 'adam'"),
+    (["--steps", "-3"], "--steps -3 is invalid"),
+    (["--batch-size", "0"], "--batch-size 0 is invalid"),
+    (["--seeds", "0"], "--seeds 0 is invalid"),
+    (["--confidence", "1.5"], "--confidence 1.5 is invalid"),
+    (["--output", "x.pdf"], "must end in .html"),
+])
+def test_invalid_input_exits_two(tmp_path, capsys, args, needle):
+    status = main(["verify", "--quiet", *args])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_console_entry_point_reports_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "polyakcheck", "verify", "--steps", "-1"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "polyakcheck: error: --steps -1 is invalid; pass a step count >= 1"
+    )
