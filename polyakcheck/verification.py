@@ -1,6 +1,6 @@
 """The ``Verification`` dataclass: everything one ``verify`` call measured and decided."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Verification:
         ``steps``, ``batch_size``, ``seeds``, ``confidence``, ``sampling``.
     seconds : float
         Wall time of solve, runs and checks.
+    rates : list of dict
+        Fitted tail slopes per method (``checks.rates.fit_rate``).
     """
 
     problem: dict
@@ -32,6 +34,7 @@ class Verification:
     verdicts: list
     settings: dict
     seconds: float
+    rates: list = field(default_factory=list)
 
     @property
     def violated(self):

@@ -11,6 +11,7 @@ from polyakcheck.checks import (
     anytime_verdicts, averaging_verdict, last_iterate_verdicts, monotone_verdict,
 )
 from polyakcheck.checks.claims import DEFAULT_CONFIDENCE
+from polyakcheck.checks.rates import fit_rate, theoretical_exponent
 from polyakcheck.constants import instance_constants
 from polyakcheck.methods import Method, make_method
 from polyakcheck.oracle import solve
@@ -140,6 +141,12 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
             traces[method.label], method.claims, constants, problem.assumptions,
             confidence, problem.name,
         )
+    exponent = theoretical_exponent(constants, problem.assumptions)
+    rates = [
+        fit_rate(traces[m.label], "gap_last" if m.kind.startswith("iam") else "gap_avg",
+                 exponent)
+        for m in methods
+    ]
     return Verification(
         problem={
             "name": problem.name, "loss": problem.loss, "n": problem.n,
@@ -161,4 +168,5 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
             "methods": [m.describe() for m in methods],
         },
         seconds=time.perf_counter() - started,
+        rates=rates,
     )

@@ -133,3 +133,43 @@ def test_claim_rejects_bad_bound_shape(diabetes, sps_runs):
         check_claim(traces, "gap_avg", lambda t, c: 1.0, constants, "x", "x")
     with pytest.raises(ValueError, match="unknown quantity"):
         check_claim(traces, "gap", lambda t, c: t * 1.0, constants, "x", "x")
+
+
+def fake_traces(slope, seeds=20, noise=0.05):
+    from polyakcheck.trace import Trace
+
+    t = np.unique(np.geomspace(1, 10000, 40).round().astype(np.int64))
+    rng = np.random.default_rng(0)
+    traces = []
+    for seed in range(seeds):
+        gap = t.astype(float) ** slope * np.exp(noise * rng.standard_normal(t.size))
+        zeros = np.zeros(t.size)
+        traces.append(Trace(
+            method={"label": "fake"}, claims=(), seed=seed, steps=int(t[-1]),
+            batch_size=1, t=t, gap_last=gap, gap_avg=gap, gap_tol=np.full(t.size, 1e-16),
+            dist=zeros, anchor_dist=zeros, g2_sum=zeros, gamma=np.zeros((t.size, 3)),
+            avg_err=zeros, avg_tol=zeros + 1, monotone={}, seconds=0.0,
+        ))
+    return traces
+
+
+@pytest.mark.parametrize("slope", [-1.0, -0.5, -0.3])
+def test_rate_fit_recovers_slope(slope):
+    from polyakcheck.checks.rates import fit_rate
+
+    rate = fit_rate(fake_traces(slope), "gap_avg", exponent=-0.5)
+    assert rate["lower"] <= slope <= rate["upper"], rate
+    assert rate["upper"] - rate["lower"] < 0.05, rate
+    assert rate["slower"] == (slope > -0.5), rate
+
+
+def test_rate_fit_skips_rounding_floor():
+    from polyakcheck.checks.rates import fit_rate
+
+    traces = fake_traces(-5.0)
+    rate = fit_rate(traces, "gap_avg", exponent=-0.5)
+    # t^-5 falls below 100 x 1e-16 for t > 10^(14/5) ~ 631, so of the tail checkpoints
+    # (t >= ~100) only those up to ~631 enter the fit.
+    assert 3 <= rate["points"] <= 10, rate
+    assert rate["t_range"][1] <= 631, rate
+    assert rate["slope"] == pytest.approx(-5.0, abs=0.1)
