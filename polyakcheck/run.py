@@ -124,7 +124,8 @@ def _kernel_rules(problem, method):
         if step_size is None:
             step_size = default_sgd_step(problem)
     if method.kind == "iam":
-        lam_rule, lam_const = kernel.LAM_T, 0.0
+        lam_rule = kernel.LAM_T
+        lam_const = float(method.mutation.get("lam_shift", 0.0))
     elif method.kind == "iam_const":
         lam_rule, lam_const = kernel.LAM_CONSTANT, float(method.lam)
     elif method.kind == "sgd_momentum":

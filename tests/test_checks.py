@@ -173,3 +173,10 @@ def test_rate_fit_skips_rounding_floor():
     assert 3 <= rate["points"] <= 10, rate
     assert rate["t_range"][1] <= 631, rate
     assert rate["slope"] == pytest.approx(-5.0, abs=0.1)
+
+
+def test_averaging_check_flags_wrong_weights(diabetes):
+    problem, solution = diabetes
+    method = Method("iam", lam="t", label="mutant", mutation={"lam_shift": 2.0})
+    traces = run_seeds(problem, solution, method, 2000, seeds=range(3))
+    assert_status(averaging_verdict(traces, problem.name), "violated")

@@ -94,8 +94,9 @@ def test_averaging_identity(bundled):
     problem, solution = bundled
     trace = run(problem, solution, "iam", 5000, seed=1)
     assert np.all(trace.avg_err <= trace.avg_tol), (trace.avg_err / trace.avg_tol).max()
-    # A wrong weight breaks it far beyond the rounding slack.
-    wrong = run(problem, solution, Method("iam_const", lam=9.0), 5000, seed=1)
+    # Wrong averaging weights break it far beyond the rounding slack.
+    method = Method("iam", lam="t", mutation={"lam_shift": 1.0})
+    wrong = run(problem, solution, method, 5000, seed=1)
     assert np.any(wrong.avg_err > 1e6 * wrong.avg_tol)
 
 

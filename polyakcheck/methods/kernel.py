@@ -91,7 +91,8 @@ def run_loop(
     lam_rule : int
         ``LAM_NONE`` (x = z), ``LAM_T`` (lam_t = t) or ``LAM_CONSTANT``.
     lam_const : float
-        lam for ``LAM_CONSTANT``.
+        lam for ``LAM_CONSTANT``; for ``LAM_T`` an offset added to t (0 for IAM, a
+        negative control shifts it).
     weight_decay : float
         Decoupled anchor decay: z_{t+1} = (1 - weight_decay) z_t - gamma_t g_t.
     checkpoints : ndarray of int64, shape (K,)
@@ -141,19 +142,31 @@ def run_loop(
     seg_count = 0
     k = 0
 
+    # The distance ||z_t - x_star|| of one step is the "next" distance of the step
+    # before, since nothing moves z in between, so each step computes it once.
+    dist_now = _dist(z, x_star)
+    track_mean = lam_rule == LAM_T
+    for j in range(d):
+        z_sum[j] = z[j]
+
     for t in range(T + 1):
         batch = samples[t]
         f_x, value_mag, grad_mag = batch_value_grad(
             loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max,
             x, batch, g,
         )
-        gg = np.dot(g, g)
+        # One pass for the reductions the step needs.
+        gg = 0.0
+        gz = 0.0
+        zz = 0.0
+        for j in range(d):
+            gg += g[j] * g[j]
+            gz += g[j] * (z[j] - x[j])
+            zz += z[j] * z[j]
         g2sum += gg
-        z_norm = math.sqrt(np.dot(z, z))
+        z_norm = math.sqrt(zz)
         if z_norm > max_z_norm:
             max_z_norm = z_norm
-        for j in range(d):
-            z_sum[j] += z[j]
 
         if k < K and checkpoints[k] == t:
             cp_x[k] = x
@@ -170,11 +183,12 @@ def run_loop(
                 cp_gamma[k, 2] = seg_max
             else:
                 cp_gamma[k, :] = np.nan
-            err = 0.0
-            for j in range(d):
-                r = x[j] - z_sum[j] / (t + 1)
-                err += r * r
-            cp_avg_err[k] = math.sqrt(err)
+            if track_mean:
+                err = 0.0
+                for j in range(d):
+                    r = x[j] - z_sum[j] / (t + 1)
+                    err += r * r
+                cp_avg_err[k] = math.sqrt(err)
             cp_avg_tol[k] = average_slack(d, t, max_z_norm)
             seg_min = np.inf
             seg_max = -np.inf
@@ -183,9 +197,6 @@ def run_loop(
             k += 1
         if t == T:
             break
-
-        for j in range(d):
-            x_sum[j] += x[j]
 
         f_target_S = 0.0
         f_star_S = 0.0
@@ -198,10 +209,6 @@ def run_loop(
         f_target_S /= s
         f_star_S /= s
         f_star_mag_S /= s
-
-        gz = 0.0
-        for j in range(d):
-            gz += g[j] * (z[j] - x[j])
         g_norm = math.sqrt(gg)
 
         if step_rule == STEP_POLYAK:
@@ -222,18 +229,35 @@ def run_loop(
         if gamma > seg_max:
             seg_max = gamma
 
-        # S1 / I1 with the oracle's f_i(x_star), whatever the step used.
-        dist_now = _dist(z, x_star)
-        s_true = f_x - f_star_S + gz
-        decrease = 0.0
-        if gg > 0.0 and s_true > 0.0:
-            decrease = s_true * s_true / gg
+        # One pass for the update: z, its new distance to x_star, x, and the sums.
         keep = 1.0 - weight_decay
+        if lam_rule == LAM_NONE:
+            lam = 0.0
+        elif lam_rule == LAM_T:
+            lam = float(t + 1) + lam_const
+        else:
+            lam = lam_const
+        inv = 1.0 / (1.0 + lam)
+        dist_sq = 0.0
         for j in range(d):
-            z[j] = keep * z[j] - gamma * g[j]
-        dist_next = _dist(z, x_star)
+            zj = keep * z[j] - gamma * g[j]
+            z[j] = zj
+            r = zj - x_star[j]
+            dist_sq += r * r
+            x_sum[j] += x[j]
+            if lam_rule == LAM_NONE:
+                x[j] = zj
+            else:
+                x[j] = (lam * x[j] + zj) * inv
+            if track_mean:
+                z_sum[j] += zj
+        dist_next = math.sqrt(dist_sq)
+
+        # S1 / I1 with the oracle's f_i(x_star), whatever the step used.
+        s_true = f_x - f_star_S + gz
         if gg > 0.0:
-            lhs = dist_next * dist_next
+            decrease = s_true * s_true / gg if s_true > 0.0 else 0.0
+            lhs = dist_sq
             rhs = dist_now * dist_now - decrease
             value_scale = value_mag + f_star_mag_S + abs(gz) + g_norm * z_norm
             tol = monotone_slack(
@@ -254,15 +278,7 @@ def run_loop(
                 monotone[MONO_VIOLATIONS] += 1.0
         else:
             monotone[MONO_ZERO_GRADIENTS] += 1.0
-
-        if lam_rule == LAM_NONE:
-            for j in range(d):
-                x[j] = z[j]
-        else:
-            lam = float(t + 1) if lam_rule == LAM_T else lam_const
-            inv = 1.0 / (1.0 + lam)
-            for j in range(d):
-                x[j] = (lam * x[j] + z[j]) * inv
+        dist_now = dist_next
 
     return (
         cp_x, cp_xbar, cp_z, cp_g2sum, cp_gamma, cp_avg_err, cp_avg_tol, monotone,

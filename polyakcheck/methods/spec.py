@@ -43,7 +43,8 @@ class Method:
     mutation : dict
         Deliberate defects for negative controls only: ``step_scale`` (float),
         ``positive_part`` (bool), ``f_star_shift`` (float added to f_i_star),
-        ``f_star_noise`` (std of Gaussian noise added to f_i_star). A mutated method
+        ``f_star_noise`` (std of Gaussian noise added to f_i_star), ``lam_shift``
+        (IAM uses lam_t = t + lam_shift, wrong averaging weights). A mutated method
         keeps the claims of its kind, so the checkers test it against them.
     """
 
