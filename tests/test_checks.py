@@ -180,3 +180,15 @@ def test_averaging_check_flags_wrong_weights(diabetes):
     method = Method("iam", lam="t", label="mutant", mutation={"lam_shift": 2.0})
     traces = run_seeds(problem, solution, method, 2000, seeds=range(3))
     assert_status(averaging_verdict(traces, problem.name), "violated")
+
+
+def test_tightness_is_max_ratio_to_bound(diabetes, sps_runs):
+    problem, solution = diabetes
+    traces = sps_runs(problem.name, problem, solution)
+    constants = instance_constants(problem, solution, 1)
+    verdict = check_claim(traces, "gap_avg", lambda t, c: 2.0 / np.sqrt(t), constants,
+                          "x", "x")
+    mean = np.mean([tr.gap_avg for tr in traces], axis=0)
+    expected = np.max(mean / (2.0 / np.sqrt(traces[0].t)))
+    assert verdict.tightness == pytest.approx(expected)
+    assert verdict.to_dict()["tightness"] == pytest.approx(expected)

@@ -78,7 +78,17 @@ def decide_series(statement, title, method, t, values, tol, bound_lo, bound_hi,
             "lower": lower.tolist(), "upper": upper.tolist(),
             "bound": np.asarray(bound_hi, dtype=float).tolist(),
         },
+        tightness=tightness(mean, bound_hi),
     )
+
+
+def tightness(mean, bound):
+    """Return max over checkpoints of mean / bound (NaN when no bound is positive)."""
+    bound = np.asarray(bound, dtype=float)
+    positive = bound > 0
+    if not positive.any():
+        return float("nan")
+    return float(np.max(np.asarray(mean)[positive] / bound[positive]))
 
 
 def check_claim(traces, quantity, bound, constants, statement, title,

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.special import digamma
 
 from polyakcheck.checks.claims import (
-    DEFAULT_CONFIDENCE, check_claim, quantity_samples, replay_command,
+    DEFAULT_CONFIDENCE, check_claim, quantity_samples, replay_command, tightness,
 )
 from polyakcheck.checks.stats import one_sided_limits
 from polyakcheck.checks.verdict import (
@@ -89,6 +89,7 @@ def i3_verdict(traces, constants, confidence=DEFAULT_CONFIDENCE, problem_name=""
             "lower": gap_lower.tolist(), "upper": gap_upper.tolist(),
             "bound": bound_mean.tolist(),
         },
+        tightness=tightness(gap_mean, bound_mean),
     )
 
 

@@ -46,6 +46,9 @@ class Verdict:
     series : dict
         Per-checkpoint arrays for the report: ``t``, ``mean``, ``lower``, ``upper``,
         ``bound`` (lists of float), empty for step-wise checks.
+    tightness : float
+        max over checkpoints of (seed mean) / bound: how close the method comes to the
+        bound (1 means it reaches it); NaN for step-wise checks.
     """
 
     statement: str
@@ -61,6 +64,7 @@ class Verdict:
     confidence: float
     message: str
     series: dict = field(default_factory=dict)
+    tightness: float = float("nan")
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -81,11 +85,14 @@ class Verdict:
             "seeds": [int(s) for s in self.seeds],
             "confidence": float(self.confidence),
             "message": self.message,
+            "tightness": _num(self.tightness),
             "series": {k: [_num(v) for v in vals] for k, vals in self.series.items()},
         }
 
 
 def _num(value):
+    if value is None:
+        return None
     value = float(value)
     if value != value or value in (float("inf"), float("-inf")):
         return None
