@@ -10,6 +10,7 @@ import time
 
 from polyakcheck.methods.spec import METHOD_NAMES
 from polyakcheck.problems.datasets import BUNDLED, load_dataset
+from polyakcheck.run import SAMPLINGS
 from polyakcheck.verify import DEFAULT_METHODS, DEFAULT_SEEDS, verify
 
 logger = logging.getLogger("polyakcheck")
@@ -63,6 +64,11 @@ def build_parser():
     length.add_argument("--steps", type=int, help="steps per run (default: 15 epochs)")
     length.add_argument("--epochs", type=float, help="passes over the n samples per run")
     v.add_argument("--batch-size", type=int, default=1, help="samples per step (default 1)")
+    v.add_argument(
+        "--sampling", choices=SAMPLINGS, default="uniform",
+        help="how samples are drawn: uniform with replacement (default; the theory's "
+        "setting), shuffle (a permutation per epoch) or cyclic",
+    )
     seeds = v.add_mutually_exclusive_group()
     seeds.add_argument(
         "--seeds", type=_int_list, default=None,
@@ -144,7 +150,7 @@ def cmd_verify(args):
         verifications.append(verify(
             problem, methods=args.methods, steps=args.steps, epochs=args.epochs,
             batch_size=args.batch_size, seeds=seeds, confidence=args.confidence,
-            progress=not args.quiet,
+            progress=not args.quiet, sampling=args.sampling,
         ))
     json_path = args.output[: -len(".html")] + ".json"
     provenance = provenance_info(

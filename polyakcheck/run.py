@@ -25,15 +25,33 @@ def checkpoint_grid(steps, count=DEFAULT_CHECKPOINTS):
     return grid
 
 
-def sample_indices(n, steps, batch_size, seed):
+SAMPLINGS = ("uniform", "shuffle", "cyclic")
+
+
+def sample_indices(n, steps, batch_size, seed, sampling="uniform"):
     """Draw the minibatch indices of a run, shape (steps + 1, batch_size).
 
-    Samples are uniform with replacement and independent across steps, which the
-    expectation statements require. The draw depends on (n, steps, batch_size, seed)
+    ``uniform`` draws samples with replacement, independent across steps, which the
+    expectation statements require. ``shuffle`` (random reshuffling: a fresh
+    permutation per epoch) and ``cyclic`` (0, 1, ..., n-1, 0, ...) cover only the
+    almost-sure statements. The draw depends on (n, steps, batch_size, seed, sampling)
     only, so every method sees the same sequence for a seed.
     """
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n, size=(steps + 1, batch_size), dtype=np.int64)
+    if sampling not in SAMPLINGS:
+        raise ValueError(
+            f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}"
+        )
+    count = (steps + 1) * batch_size
+    if sampling == "uniform":
+        rng = np.random.default_rng(seed)
+        return rng.integers(0, n, size=(steps + 1, batch_size), dtype=np.int64)
+    if sampling == "cyclic":
+        flat = np.arange(count, dtype=np.int64) % n
+    else:
+        rng = np.random.default_rng(seed)
+        epochs = -(-count // n)
+        flat = np.concatenate([rng.permutation(n) for _ in range(epochs)])[:count]
+    return flat.astype(np.int64).reshape(steps + 1, batch_size)
 
 
 def _check_int(name, value, minimum):
@@ -139,7 +157,8 @@ def _kernel_rules(problem, method):
     return step_rule, step_size, lam_rule, lam_const
 
 
-def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None):
+def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None,
+        sampling="uniform"):
     """Run ``method`` on ``problem`` for ``steps`` steps and return its ``Trace``.
 
     Parameters
@@ -158,6 +177,9 @@ def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None
     checkpoints : array of int, optional
         Steps in [1, T] at which gaps and distances are recorded; defaults to a
         geometric grid of about 40 points that contains 1 and T.
+    sampling : str
+        ``"uniform"`` (with replacement, the theory's setting), ``"shuffle"`` or
+        ``"cyclic"``; see ``sample_indices``.
 
     Returns
     -------
@@ -190,7 +212,7 @@ def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None
                 f"checkpoints must lie in [1, steps={steps}], got {grid.tolist()[:5]}..."
             )
 
-    samples = sample_indices(problem.n, steps, batch_size, seed)
+    samples = sample_indices(problem.n, steps, batch_size, seed, sampling)
     step_rule, step_size, lam_rule, lam_const = _kernel_rules(problem, method)
     mutation = method.mutation
     started = time.perf_counter()
@@ -211,13 +233,13 @@ def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None
     cp_x, cp_xbar, cp_z, g2sum, gamma, avg_err, avg_tol, mono = out
     logger.debug("%s seed %d: %d steps in %.3f s", method.label, seed, steps, seconds)
     return _make_trace(
-        problem, solution, method, seed, steps, batch_size, grid,
+        problem, solution, method, seed, steps, batch_size, sampling, grid,
         cp_x, cp_xbar, cp_z, g2sum, gamma, avg_err, avg_tol, mono, seconds,
     )
 
 
 def _make_trace(
-    problem, solution, method, seed, steps, batch_size, grid,
+    problem, solution, method, seed, steps, batch_size, sampling, grid,
     cp_x, cp_xbar, cp_z, g2sum, gamma, avg_err, avg_tol, mono, seconds,
 ):
     gk = rounding_gamma(problem.d + 4)
@@ -241,6 +263,7 @@ def _make_trace(
         seed=seed,
         steps=steps,
         batch_size=batch_size,
+        sampling=sampling,
         t=grid,
         gap_last=f_last - solution.f_star,
         gap_avg=f_avg - solution.f_star,
@@ -256,7 +279,8 @@ def _make_trace(
     )
 
 
-def run_seeds(problem, solution, method, steps, batch_size=1, seeds=(0,), checkpoints=None):
+def run_seeds(problem, solution, method, steps, batch_size=1, seeds=(0,), checkpoints=None,
+              sampling="uniform"):
     """Run ``method`` once per seed and return the list of traces."""
     if isinstance(seeds, numbers.Integral):
         seeds = range(int(seeds))
@@ -266,7 +290,7 @@ def run_seeds(problem, solution, method, steps, batch_size=1, seeds=(0,), checkp
     if checkpoints is None:
         checkpoints = checkpoint_grid(_check_int("steps", steps, 1))
     return [
-        run(problem, solution, method, steps, batch_size, seed, checkpoints)
+        run(problem, solution, method, steps, batch_size, seed, checkpoints, sampling)
         for seed in seeds
     ]
 

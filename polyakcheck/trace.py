@@ -46,6 +46,8 @@ class Trace:
         (steps with excess > slack), ``zero_gradients``, ``min_slack``.
     seconds : float
         Wall time of the compiled loop.
+    sampling : str
+        How samples were drawn: ``uniform``, ``shuffle`` or ``cyclic``.
     """
 
     method: dict
@@ -65,6 +67,7 @@ class Trace:
     avg_tol: np.ndarray
     monotone: dict
     seconds: float
+    sampling: str = "uniform"
 
     @property
     def label(self):

@@ -16,7 +16,7 @@ from polyakcheck.constants import instance_constants
 from polyakcheck.methods import Method, make_method
 from polyakcheck.oracle import solve
 from polyakcheck.problems.problem import Problem
-from polyakcheck.run import checkpoint_grid, run
+from polyakcheck.run import SAMPLINGS, checkpoint_grid, run
 from polyakcheck.verification import Verification
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def method_verdicts(traces, claims, constants, assumptions, confidence, problem_
 
 def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size=1,
            seeds=DEFAULT_SEEDS, confidence=DEFAULT_CONFIDENCE, solution=None,
-           progress=False):
+           progress=False, sampling="uniform"):
     """Solve ``problem``, run every method with every seed, and check the theory.
 
     Parameters
@@ -95,6 +95,9 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
         Oracle output to reuse; solved when omitted.
     progress : bool
         Show a tqdm bar over the runs.
+    sampling : str
+        ``"uniform"`` (default), ``"shuffle"`` or ``"cyclic"``; the expectation
+        statements are ``not applicable`` under the last two.
 
     Returns
     -------
@@ -110,6 +113,10 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     steps = _resolve_steps(problem, steps, epochs, batch_size)
     seeds = _resolve_seeds(seeds)
+    if sampling not in SAMPLINGS:
+        raise ValueError(
+            f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}"
+        )
     methods = [m if isinstance(m, Method) else make_method(m) for m in methods]
     if not methods:
         raise ValueError("methods is empty; pass at least one method")
@@ -130,7 +137,7 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
         traces[method.label] = []
         for seed in seeds:
             traces[method.label].append(
-                run(problem, solution, method, steps, batch_size, seed, grid)
+                run(problem, solution, method, steps, batch_size, seed, grid, sampling)
             )
             bar.update()
     bar.close()
@@ -164,7 +171,11 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
         settings={
             "steps": steps, "batch_size": batch_size, "seeds": seeds,
             "confidence": confidence, "checkpoints": len(grid),
-            "sampling": "uniform with replacement, independent across steps",
+            "sampling": {
+                "uniform": "uniform with replacement, independent across steps",
+                "shuffle": "random reshuffling, a new permutation each epoch",
+                "cyclic": "cyclic order 0, 1, ..., n-1",
+            }[sampling],
             "methods": [m.describe() for m in methods],
         },
         seconds=time.perf_counter() - started,

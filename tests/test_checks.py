@@ -192,3 +192,29 @@ def test_tightness_is_max_ratio_to_bound(diabetes, sps_runs):
     expected = np.max(mean / (2.0 / np.sqrt(traces[0].t)))
     assert verdict.tightness == pytest.approx(expected)
     assert verdict.to_dict()["tightness"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("sampling", ["shuffle", "cyclic"])
+def test_reshuffled_runs_keep_only_almost_sure_statements(diabetes, sampling):
+    from polyakcheck import verify
+
+    problem, solution = diabetes
+    result = verify(problem, methods=["sps_star", "iam"], steps=900, seeds=5,
+                    solution=solution, sampling=sampling)
+    status = {v.statement: v.status for v in result.verdicts}
+    for statement in ("S1", "I1", "I2"):
+        assert status[statement] == "holds", status
+    for statement in ("S2", "S3", "S4a", "S4b", "I3", "I4", "I5"):
+        assert status[statement] == "not applicable", status
+    reasons = [v.message for v in result.verdicts if v.statement == "S3"]
+    assert sampling in reasons[0]
+
+
+def test_shuffle_visits_every_sample_each_epoch():
+    from polyakcheck.run import sample_indices
+
+    samples = sample_indices(10, 29, 1, seed=3, sampling="shuffle").ravel()
+    for epoch in range(3):
+        assert sorted(samples[10 * epoch:10 * epoch + 10]) == list(range(10))
+    cyclic = sample_indices(4, 5, 2, seed=0, sampling="cyclic").ravel()
+    assert cyclic.tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]

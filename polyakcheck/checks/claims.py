@@ -40,6 +40,21 @@ def quantity_samples(traces, quantity):
     return values, tol
 
 
+def sampling_reason(traces):
+    """Return why an expectation statement does not apply to these runs, or None.
+
+    The expectation statements need each sample drawn independently of the past;
+    under random reshuffling or cyclic order only S1, I1 and I2 are guaranteed.
+    """
+    kinds = {getattr(tr, "sampling", "uniform") for tr in traces}
+    if kinds - {"uniform"}:
+        return (
+            f"the runs use {'/'.join(sorted(kinds))} sampling; bounds on expectations "
+            "need samples drawn independently of the past (uniform with replacement)"
+        )
+    return None
+
+
 def replay_command(problem_name, method_label, steps, batch_size, seed):
     """Return the CLI command that reproduces one run."""
     return (
@@ -123,6 +138,7 @@ def check_claim(traces, quantity, bound, constants, statement, title,
         raise ValueError("traces is empty; run at least one seed")
     first = traces[0]
     seeds = [tr.seed for tr in traces]
+    requires = requires or sampling_reason(traces)
     if requires:
         return Verdict(
             statement, title, first.label, NOT_APPLICABLE, float("nan"), "", float("nan"),

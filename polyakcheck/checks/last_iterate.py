@@ -12,7 +12,8 @@ import numpy as np
 from scipy.special import digamma
 
 from polyakcheck.checks.claims import (
-    DEFAULT_CONFIDENCE, check_claim, quantity_samples, replay_command, tightness,
+    DEFAULT_CONFIDENCE, check_claim, quantity_samples, replay_command, sampling_reason,
+    tightness,
 )
 from polyakcheck.checks.stats import one_sided_limits
 from polyakcheck.checks.verdict import (
@@ -47,6 +48,13 @@ def i3_verdict(traces, constants, confidence=DEFAULT_CONFIDENCE, problem_name=""
     test and then over the K checkpoints (Bonferroni).
     """
     first = traces[0]
+    reason = sampling_reason(traces)
+    if reason:
+        return Verdict(
+            "I3", "data-dependent last-iterate bound", first.label, NOT_APPLICABLE,
+            float("nan"), "", float("nan"), float("nan"), 0.0,
+            tuple(tr.seed for tr in traces), confidence, reason,
+        )
     t = first.t
     D = constants["D"]["value"]
     gaps, tol = quantity_samples(traces, "gap_last")
