@@ -88,6 +88,54 @@ def write_text_atomic(path, text, encoding="utf-8"):
     return path
 
 
+def write_texts_atomic(texts, encoding="utf-8"):
+    """Write several files so that each is atomic and the set is replaced together.
+
+    Every text is first written and fsynced to a temporary file beside its target;
+    only when all of them are on disk are they renamed over their targets, one
+    ``os.replace`` after the other. A failure while staging leaves every target
+    unchanged; the renames themselves leave only the microseconds between them in
+    which a reader can see a new file next to an old one.
+
+    Parameters
+    ----------
+    texts : dict
+        Path -> text.
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    staged = []
+    try:
+        for path, text in texts.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+            )
+            staged.append((tmp_name, path))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text.encode(encoding))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp_name, _target_mode(path))
+        for tmp_name, path in staged:
+            os.replace(tmp_name, path)
+    except BaseException:
+        for tmp_name, _ in staged:
+            _remove_quietly(tmp_name)
+        raise
+    for directory in {path.parent for _, path in staged}:
+        _fsync_directory(directory)
+    return [path for _, path in staged]
+
+
+def json_text(obj, indent=None):
+    """Serialize ``obj`` with ``to_jsonable`` and ``allow_nan=False``."""
+    return json.dumps(to_jsonable(obj), allow_nan=False, indent=indent) + "\n"
+
+
 def write_json_atomic(path, obj, indent=None):
     """Write ``obj`` as JSON to ``path`` atomically and return the path.
 

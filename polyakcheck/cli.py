@@ -1,11 +1,15 @@
-"""Command line: ``polyakcheck verify``.
+"""Command line: ``polyakcheck verify | reproduce``.
 
-Exit status: 0 when no check is violated, 1 when one is, 2 for invalid input.
+Exit status of ``verify``: 0 when no check is violated, 1 when one is, 2 for invalid
+input, 130 when interrupted.
 """
 
 import argparse
 import logging
+import math
+import os
 import sys
+import tempfile
 import time
 
 from polyakcheck.methods.spec import METHOD_NAMES
@@ -18,10 +22,23 @@ logger = logging.getLogger("polyakcheck")
 EXIT_OK = 0
 EXIT_VIOLATED = 1
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+# Longest run accepted from the command line. The sample indices of a run are drawn
+# up front, 8 bytes per sample, so 10^8 steps of batch 1 take 0.8 GB.
+MAX_SAMPLES_PER_RUN = 10**8
 
 
 class InputError(ValueError):
     """Invalid command-line input, reported as one line with exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument parser whose errors are one line and exit status 2."""
+
+    def error(self, message):
+        """Print ``polyakcheck: error: MESSAGE`` and exit with status 2."""
+        self.exit(EXIT_INVALID, f"polyakcheck: error: {message}\n")
 
 
 def _int_list(text):
@@ -40,25 +57,21 @@ def _name_list(text):
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
-def build_parser():
-    """Return the argparse parser of the ``polyakcheck`` command."""
-    parser = argparse.ArgumentParser(
-        prog="polyakcheck",
-        description="Check the theory of stochastic Polyak step sizes numerically.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_verify_parser(sub):
     v = sub.add_parser(
         "verify",
-        help="run SPS*, IAM and baselines on data sets and check every statement",
+        help="run SPS*, IAM and the SGD baselines and check every statement",
+        description="Run SPS*, IAM and the SGD baselines on data sets and check every "
+        "statement of the theory that each method claims.",
     )
     v.add_argument(
         "--data", type=_name_list, default=sorted(BUNDLED),
-        help=f"comma-separated bundled data sets (default: all of {sorted(BUNDLED)})",
+        help=f"comma-separated bundled data sets (default: {','.join(sorted(BUNDLED))})",
     )
     v.add_argument(
         "--methods", type=_name_list, default=list(DEFAULT_METHODS),
         help=f"comma-separated methods from {', '.join(METHOD_NAMES)} "
-        "(default: sps_star,iam,iam_const,sgd)",
+        f"(default: {','.join(DEFAULT_METHODS)})",
     )
     length = v.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="steps per run (default: 15 epochs)")
@@ -71,8 +84,12 @@ def build_parser():
     )
     seeds = v.add_mutually_exclusive_group()
     seeds.add_argument(
-        "--seeds", type=_int_list, default=None,
-        help="comma-separated seeds, or one integer N for seeds 0..N-1 (default 50 seeds)",
+        "--seeds", type=int, default=None,
+        help=f"number of seeds, run as seeds 0..N-1 (default {DEFAULT_SEEDS})",
+    )
+    seeds.add_argument(
+        "--seed-list", type=_int_list, default=None,
+        help="comma-separated seeds to run, for example 3,7 (replays use this)",
     )
     v.add_argument(
         "--confidence", type=float, default=0.99,
@@ -84,18 +101,20 @@ def build_parser():
         "(default reports/verify.html)",
     )
     v.add_argument("--quiet", action="store_true", help="print only the verdict table")
+
+
+def build_parser():
+    """Return the argparse parser of the ``polyakcheck`` command."""
+    from polyakcheck.experiments import add_reproduce_parser
+
+    parser = OneLineParser(
+        prog="polyakcheck",
+        description="Check the theory of stochastic Polyak step sizes numerically.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    _add_verify_parser(sub)
+    add_reproduce_parser(sub)
     return parser
-
-
-def _seeds_from(arg):
-    """Return a seed count or list: one value N means seeds 0..N-1."""
-    if arg is None:
-        return DEFAULT_SEEDS
-    if len(arg) > 1:
-        return arg
-    if arg[0] < 1:
-        raise InputError(f"--seeds {arg[0]} is invalid; pass N >= 1 or a list like 0,1,2")
-    return arg[0]
 
 
 def format_table(verifications):
@@ -112,53 +131,112 @@ def format_table(verifications):
     return "\n".join(lines)
 
 
-def cmd_verify(args):
-    """Run ``verify`` on every selected data set and write the report."""
-    from polyakcheck.report import provenance_info, write_report
+def _check_writable(path):
+    """Raise InputError unless the directory of ``path`` can take a new file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the report to {path!r}: {exc.strerror or exc}; "
+            "pass --output in a writable directory"
+        ) from None
 
+
+def _validate_verify(args):
+    """Check every option before any computation; return (seeds, output paths)."""
+    if not args.data:
+        raise InputError("--data is empty; pass one or more of " + ", ".join(sorted(BUNDLED)))
     for name in args.data:
         if name not in BUNDLED:
             raise InputError(
                 f"unknown data set {name!r}; choose from {', '.join(sorted(BUNDLED))}"
             )
+    if not args.methods:
+        raise InputError("--methods is empty; pass for example sps_star,iam")
     for name in args.methods:
         key = name.lower().replace("-", "_")
         if key not in METHOD_NAMES and key not in ("sps", "sps*"):
             raise InputError(
                 f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)}"
             )
+    if len(set(args.methods)) != len(args.methods):
+        raise InputError(f"--methods lists a method twice: {','.join(args.methods)}")
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps {args.steps} is invalid; pass a step count >= 1")
-    if args.epochs is not None and not args.epochs > 0:
-        raise InputError(f"--epochs {args.epochs} is invalid; pass a number > 0")
+    if args.epochs is not None and not (math.isfinite(args.epochs) and args.epochs > 0):
+        raise InputError(f"--epochs {args.epochs:g} is invalid; pass a finite number > 0")
     if args.batch_size < 1:
         raise InputError(f"--batch-size {args.batch_size} is invalid; pass >= 1")
     if not 0.5 < args.confidence < 1:
         raise InputError(
-            f"--confidence {args.confidence} is invalid; pass a level in (0.5, 1)"
+            f"--confidence {args.confidence:g} is invalid; pass a level in (0.5, 1)"
         )
-    seeds = _seeds_from(args.seeds)
-    if not args.output.endswith(".html"):
-        raise InputError(f"--output {args.output!r} must end in .html")
+    if args.seed_list is not None:
+        seeds = args.seed_list
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise InputError(
+                f"--seed-list {','.join(map(str, seeds))} is invalid; pass distinct "
+                "seeds >= 0"
+            )
+    elif args.seeds is not None:
+        if args.seeds < 1:
+            raise InputError(f"--seeds {args.seeds} is invalid; pass a count >= 1")
+        seeds = args.seeds
+    else:
+        seeds = DEFAULT_SEEDS
+    if not args.output.lower().endswith(".html"):
+        raise InputError(f"--output {args.output!r} is invalid; give a path ending in .html")
+    _check_writable(args.output)
+    return seeds, args.output, args.output[: -len(".html")] + ".json"
 
+
+def _check_run_length(problem, args):
+    steps = args.steps
+    if steps is None:
+        epochs = 15 if args.epochs is None else args.epochs
+        steps = epochs * problem.n / args.batch_size
+    samples = (steps + 1) * args.batch_size
+    if samples > MAX_SAMPLES_PER_RUN:
+        raise InputError(
+            f"a run of {steps:.3g} steps of batch {args.batch_size} draws {samples:.3g} "
+            f"samples, more than the {MAX_SAMPLES_PER_RUN:.0e} the command line allows; "
+            "pass fewer --steps or --epochs"
+        )
+
+
+def cmd_verify(args):
+    """Run ``verify`` on every selected data set and write the report."""
+    from polyakcheck.report import provenance_info, write_report
+
+    seeds, html_path, json_path = _validate_verify(args)
     started = time.perf_counter()
+    problems = [load_dataset(name) for name in args.data]
+    for problem in problems:
+        _check_run_length(problem, args)
     verifications = []
-    for name in args.data:
-        problem = load_dataset(name)
-        logger.info("verifying %s (n=%d, d=%d, %s)", name, problem.n, problem.d,
+    for problem in problems:
+        logger.info("verifying %s (n=%d, d=%d, %s)", problem.name, problem.n, problem.d,
                     problem.loss)
         verifications.append(verify(
             problem, methods=args.methods, steps=args.steps, epochs=args.epochs,
             batch_size=args.batch_size, seeds=seeds, confidence=args.confidence,
             progress=not args.quiet, sampling=args.sampling,
         ))
-    json_path = args.output[: -len(".html")] + ".json"
     provenance = provenance_info(
         argv=["polyakcheck"] + sys.argv[1:],
         seeds=verifications[0].settings["seeds"],
         solver=verifications[0].solution.get("solver"),
     )
-    write_report(verifications, args.output, json_path, provenance)
+    try:
+        write_report(verifications, html_path, json_path, provenance)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the report to {html_path!r}: {exc}; pass --output in a "
+            "writable directory"
+        ) from None
     print(format_table(verifications))
     counts = {}
     for ver in verifications:
@@ -166,28 +244,35 @@ def cmd_verify(args):
             counts[v.status] = counts.get(v.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"\n{summary}; {time.perf_counter() - started:.1f} s")
-    print(f"report: {args.output}\ndata:   {json_path}")
+    print(f"report: {html_path}\ndata:   {json_path}")
     violated = any(ver.violated for ver in verifications)
     return EXIT_VIOLATED if violated else EXIT_OK
 
 
 def main(argv=None):
     """Entry point of the ``polyakcheck`` console script; returns the exit status."""
+    from polyakcheck.experiments import cmd_reproduce
     from polyakcheck.oracle import OracleError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse exits for --help (0) and for invalid arguments (2, one line).
+        return exc.code
     logging.basicConfig(
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    commands = {"verify": cmd_verify, "reproduce": cmd_reproduce}
     try:
-        if args.command == "verify":
-            return cmd_verify(args)
+        return commands[args.command](args)
     except (InputError, ValueError, TypeError, OracleError) as exc:
         print(f"polyakcheck: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    parser.error(f"unknown command {args.command!r}")
+    except KeyboardInterrupt:
+        print("polyakcheck: interrupted; no report was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

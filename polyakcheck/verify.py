@@ -1,6 +1,8 @@
 """``verify``: the whole pipeline for one problem, from the oracle to the verdicts."""
 
+import dataclasses
 import logging
+import math
 import numbers
 import time
 
@@ -16,7 +18,7 @@ from polyakcheck.constants import instance_constants
 from polyakcheck.methods import Method, make_method
 from polyakcheck.oracle import solve
 from polyakcheck.problems.problem import Problem
-from polyakcheck.run import SAMPLINGS, checkpoint_grid, run
+from polyakcheck.run import SAMPLINGS, checkpoint_grid, default_sgd_step, run
 from polyakcheck.verification import Verification
 
 logger = logging.getLogger(__name__)
@@ -29,8 +31,9 @@ def _resolve_steps(problem, steps, epochs, batch_size):
     if steps is not None and epochs is not None:
         raise ValueError("pass steps or epochs, not both")
     if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Real) or epochs <= 0:
-            raise ValueError(f"epochs must be a number > 0, got {epochs!r}")
+        if (isinstance(epochs, bool) or not isinstance(epochs, numbers.Real)
+                or not math.isfinite(epochs) or epochs <= 0):
+            raise ValueError(f"epochs must be a finite number > 0, got {epochs!r}")
         return max(1, int(round(epochs * problem.n / batch_size)))
     if steps is None:
         return max(1, int(round(15 * problem.n / batch_size)))
@@ -54,6 +57,13 @@ def _resolve_seeds(seeds):
     if min(seeds) < 0:
         raise ValueError(f"seeds must be >= 0, got {seeds}")
     return seeds
+
+
+def _resolve_default_step(problem, method):
+    """Fill in the SGD baselines' default learning rate, so reports show the value."""
+    if method.kind in ("sgd", "sgd_momentum") and method.step_size is None:
+        return dataclasses.replace(method, step_size=default_sgd_step(problem))
+    return method
 
 
 def method_verdicts(traces, claims, constants, assumptions, confidence, problem_name):
@@ -117,7 +127,10 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
         raise ValueError(
             f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}"
         )
+    if isinstance(methods, (str, Method)):
+        methods = [methods]
     methods = [m if isinstance(m, Method) else make_method(m) for m in methods]
+    methods = [_resolve_default_step(problem, m) for m in methods]
     if not methods:
         raise ValueError("methods is empty; pass at least one method")
     labels = [m.label for m in methods]

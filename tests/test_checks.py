@@ -91,7 +91,7 @@ def test_monotone_flags_wrong_method(bundled, mutation):
     traces = run_seeds(problem, solution, method, 3000, seeds=range(3))
     verdict = monotone_verdict(traces, "S1", problem.name)
     assert_status(verdict, "violated")
-    assert "replay: polyakcheck verify" in verdict.message
+    assert "replay: polyakcheck.run(problem, solution, method, steps=3000" in verdict.message
 
 
 def test_anchor_check_flags_wrong_target(diabetes):

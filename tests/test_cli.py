@@ -51,8 +51,15 @@ def test_verify_exits_one_on_violation(tmp_path, monkeypatch, capsys):
     (["--steps", "-3"], "--steps -3 is invalid"),
     (["--batch-size", "0"], "--batch-size 0 is invalid"),
     (["--seeds", "0"], "--seeds 0 is invalid"),
+    (["--seed-list", "1,1"], "--seed-list 1,1 is invalid"),
+    (["--seeds", "a"], "argument --seeds: invalid int value: 'a'"),
     (["--confidence", "1.5"], "--confidence 1.5 is invalid"),
-    (["--output", "x.pdf"], "must end in .html"),
+    (["--epochs", "inf"], "--epochs inf is invalid"),
+    (["--epochs", "1e9"], "pass fewer --steps or --epochs"),
+    (["--data", ""], "--data is empty"),
+    (["--methods", ""], "--methods is empty"),
+    (["--output", "x.pdf"], "ending in .html"),
+    (["--output", "/proc/polyak/v.html"], "cannot write the report to '/proc/polyak/v.html'"),
 ])
 def test_invalid_input_exits_two(tmp_path, capsys, args, needle):
     status = main(["verify", "--quiet", *args])
@@ -61,6 +68,33 @@ def test_invalid_input_exits_two(tmp_path, capsys, args, needle):
     assert needle in err
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
+
+
+def test_output_suffix_is_case_insensitive(tmp_path):
+    status = main(["verify", *SMALL, "--methods", "sps_star",
+                   "--output", str(tmp_path / "v.HTML")])
+    assert status == 0
+    assert (tmp_path / "v.json").exists()
+
+
+def test_replay_command_reproduces_violation(tmp_path, monkeypatch, capsys):
+    # The replay printed for a monotone violation names one seed; rerunning it with
+    # the same mutant reports the same worst step.
+    verify_module = sys.modules["polyakcheck.verify"]
+
+    def mutant(name, **params):
+        return Method("sps_star", label="sps_star", mutation={"step_scale": 2.0})
+
+    monkeypatch.setattr(verify_module, "make_method", mutant)
+    main(["verify", *SMALL, "--methods", "sps_star", "--output", str(tmp_path / "a.html")])
+    first = json.loads((tmp_path / "a.json").read_text())["problems"][0]["verdicts"][0]
+    replay = first["message"].split("replay: ")[1]
+    assert "--seed-list" in replay
+    args = replay.split()[2:] + ["--quiet", "--output", str(tmp_path / "b.html")]
+    assert main(["verify", *args]) == 1
+    again = json.loads((tmp_path / "b.json").read_text())["problems"][0]["verdicts"][0]
+    assert again["where"] == first["where"]
+    assert again["measured"] == first["measured"]
 
 
 def test_console_entry_point_reports_one_line(tmp_path):

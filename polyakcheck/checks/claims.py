@@ -10,7 +10,7 @@ I4-I5 are claims written on this API.
 import numpy as np
 
 from polyakcheck.checks.stats import decide, one_sided_limits
-from polyakcheck.checks.verdict import NOT_APPLICABLE, VIOLATED, Verdict
+from polyakcheck.checks.verdict import INCONCLUSIVE, NOT_APPLICABLE, VIOLATED, Verdict
 
 # Quantities a claim can bound, read off each trace (gap tolerances where they apply).
 QUANTITIES = {
@@ -55,27 +55,57 @@ def sampling_reason(traces):
     return None
 
 
-def replay_command(problem_name, method_label, steps, batch_size, seed):
-    """Return the CLI command that reproduces one run."""
-    return (
-        f"polyakcheck verify --data {problem_name} --methods {method_label} "
-        f"--seeds {seed} --steps {steps} --batch-size {batch_size}"
+def replay_command(problem_name, method_label, steps, batch_size, seeds,
+                   sampling="uniform"):
+    """Return the CLI command that reproduces the runs behind a verdict.
+
+    ``seeds`` is the list of seeds to rerun: one seed replays a single path (enough
+    for S1, I1 and I2), the full list replays an expectation verdict.
+    """
+    from polyakcheck.methods.spec import METHOD_NAMES
+
+    seeds = [int(s) for s in seeds]
+    python = (
+        f"polyakcheck.run(problem, solution, method, steps={steps}, "
+        f"batch_size={batch_size}, seed={seeds[0]}, sampling={sampling!r})"
     )
+    if not problem_name or method_label not in METHOD_NAMES:
+        return f"{python} (the method or problem was built in Python)"
+    if seeds == list(range(len(seeds))) and len(seeds) > 1:
+        seed_arg = f"--seeds {len(seeds)}"
+    else:
+        seed_arg = "--seed-list " + ",".join(str(s) for s in seeds)
+    command = (
+        f"polyakcheck verify --data {problem_name} --methods {method_label} "
+        f"{seed_arg} --steps {steps} --batch-size {batch_size}"
+    )
+    if sampling != "uniform":
+        command += f" --sampling {sampling}"
+    return command
 
 
 def decide_series(statement, title, method, t, values, tol, bound_lo, bound_hi,
                   seeds, confidence, alpha_each, context):
-    """Turn per-checkpoint samples and bounds into a ``Verdict`` (shared by all claims)."""
+    """Turn per-checkpoint samples and bounds into a ``Verdict`` (shared by all claims).
+
+    ``context`` is (problem name, method label, steps, batch size, sampling), used for
+    the replay command of a violation.
+    """
     mean, lower, upper = one_sided_limits(values, alpha_each)
     status, worst, margin = decide(lower, upper, tol, bound_lo, bound_hi)
     where = f"t={int(t[worst])}"
-    if status == VIOLATED:
-        seed = int(seeds[int(np.argmax(values[:, worst]))])
+    if len(seeds) < 2:
+        status, margin = INCONCLUSIVE, float("nan")
+        message = (
+            "one seed gives no confidence limit for a mean; run at least 2 seeds "
+            "(50 by default)"
+        )
+    elif status == VIOLATED:
         message = (
             f"at {where} the lower {confidence:.0%} limit {lower[worst]:.6g} of the "
             f"mean over {len(seeds)} seeds exceeds the bound {bound_hi[worst]:.6g} "
-            f"(tolerance {tol[worst]:.3g}); replay the largest run: "
-            + replay_command(*context, seed=seed)
+            f"(tolerance {tol[worst]:.3g}); replay: "
+            + replay_command(*context[:4], seeds, context[4])
         )
     else:
         message = (
@@ -157,7 +187,7 @@ def check_claim(traces, quantity, bound, constants, statement, title,
             "per checkpoint)"
         )
     alpha_each = (1.0 - confidence) / len(t)
-    context = (problem_name, first.label, first.steps, first.batch_size)
+    context = (problem_name, first.label, first.steps, first.batch_size, first.sampling)
     return decide_series(
         statement, title, first.label, t, values, tol, bound_values, bound_values,
         seeds, confidence, alpha_each, context,

@@ -49,6 +49,14 @@ def i3_verdict(traces, constants, confidence=DEFAULT_CONFIDENCE, problem_name=""
     """
     first = traces[0]
     reason = sampling_reason(traces)
+    if len(traces) < 2:
+        reason = ("one seed gives no confidence limit for a mean; run at least 2 "
+                  "seeds (50 by default)")
+        return Verdict(
+            "I3", "data-dependent last-iterate bound", first.label, INCONCLUSIVE,
+            float("nan"), "", float("nan"), float("nan"), 0.0,
+            tuple(tr.seed for tr in traces), confidence, reason,
+        )
     if reason:
         return Verdict(
             "I3", "data-dependent last-iterate bound", first.label, NOT_APPLICABLE,
@@ -73,12 +81,11 @@ def i3_verdict(traces, constants, confidence=DEFAULT_CONFIDENCE, problem_name=""
     if np.any(excess > 0):
         k = int(np.argmax(excess))
         status, margin = VIOLATED, float(-excess[k])
-        seed = seeds[int(np.argmax(gaps[:, k]))]
         message = (
             f"at t={int(t[k])} the lower limit {gap_lower[k]:.6g} of the mean gap exceeds "
             f"D sqrt(upper limit of E S_T)/(T+1) = {bound_high[k]:.6g}; replay: "
             + replay_command(problem_name, first.label, first.steps, first.batch_size,
-                             seed)
+                             seeds, first.sampling)
         )
     else:
         slack = (-diff_upper - tol) / scale

@@ -35,7 +35,7 @@ def monotone_verdict(traces, statement, problem_name=""):
             f"||{anchor}_t - x*||^2 - s_+^2/||g||^2 beyond the rounding slack; worst at "
             f"{where}: left {lhs:.6g}, right {rhs:.6g}, slack {tol:.3g}; replay: "
             + replay_command(problem_name, first.label, first.steps,
-                             first.batch_size, worst.seed)
+                             first.batch_size, [worst.seed], first.sampling)
         )
     else:
         status = HOLDS
@@ -68,7 +68,8 @@ def averaging_verdict(traces, problem_name=""):
     )
     if status == VIOLATED:
         message += "; replay: " + replay_command(
-            problem_name, first.label, first.steps, first.batch_size, tr.seed
+            problem_name, first.label, first.steps, first.batch_size, [tr.seed],
+            first.sampling,
         )
     return Verdict(
         "I2", "x_t = mean(z_0..z_t) with lam_t = t", first.label, status,

@@ -185,10 +185,18 @@ def validate_problem_inputs(loss, A, b, reg, x0):
         raise ValueError(
             f"unknown loss {loss!r}; use one of {sorted(FAMILIES)}"
         )
-    if not hasattr(A, "shape") or len(np.shape(A)) != 2:
+    if not sp.issparse(A):
+        try:
+            A = np.asarray(A, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                "data matrix A must be a numeric array-like of shape (n, d) or a "
+                f"scipy.sparse matrix, got {type(A).__name__}"
+            ) from None
+    if not sp.issparse(A) and A.ndim != 2:
+        hint = "; reshape a single feature with A.reshape(-1, 1)" if A.ndim == 1 else ""
         raise ValueError(
-            f"data matrix A must be 2-D with shape (n, d), got ndim={np.ndim(A)}; "
-            "reshape a single feature with A.reshape(-1, 1)"
+            f"data matrix A must be 2-D with shape (n, d), got shape {A.shape}{hint}"
         )
     n, d = np.shape(A)
     if n == 0:

@@ -20,7 +20,7 @@ import jinja2
 import numpy as np
 
 import polyakcheck
-from polyakcheck.atomic import write_json_atomic, write_text_atomic
+from polyakcheck.atomic import json_text, write_texts_atomic
 from polyakcheck.checks.verdict import STATUSES
 from polyakcheck.report.figures import problem_figures
 from polyakcheck.verification import Verification
@@ -96,10 +96,10 @@ def provenance_info(argv=None, seeds=None, solver=None):
 
 
 def write_report(verifications, html_path, json_path, provenance=None):
-    """Write the HTML and the JSON report, each atomically.
+    """Write the HTML and the JSON report atomically, as a pair.
 
-    Both documents are rendered before either file is written, so a rendering
-    error leaves both existing files unchanged.
+    Both documents are rendered and staged in temporary files before either target
+    is replaced, so a rendering or disk error leaves both existing files unchanged.
 
     Parameters
     ----------
@@ -119,8 +119,9 @@ def write_report(verifications, html_path, json_path, provenance=None):
         provenance = provenance_info()
     document = report_data(verifications, provenance)
     html = render_html(verifications, provenance)
-    json_path = write_json_atomic(json_path, document)
-    html_path = write_text_atomic(html_path, html)
+    json_path, html_path = write_texts_atomic(
+        {json_path: json_text(document), html_path: html}
+    )
     logger.info("wrote report %s and data %s", html_path, json_path)
     return html_path, json_path
 
