@@ -162,11 +162,17 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
             confidence, problem.name,
         )
     exponent = theoretical_exponent(constants, problem.assumptions)
-    rates = [
-        fit_rate(traces[m.label], "gap_last" if m.kind.startswith("iam") else "gap_avg",
-                 exponent)
-        for m in methods
-    ]
+    rates = []
+    for m in methods:
+        rate = fit_rate(traces[m.label],
+                        "gap_last" if m.kind.startswith("iam") else "gap_avg", exponent)
+        if not m.claims:
+            rate["note"] = (
+                "no statement of the theory covers this method; the exponent is shown "
+                "for comparison only"
+            )
+            rate["slower"] = False
+        rates.append(rate)
     return Verification(
         problem={
             "name": problem.name, "loss": problem.loss, "n": problem.n,

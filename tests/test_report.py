@@ -495,5 +495,9 @@ def test_provenance_info_fields():
     assert info["seeds"] == [4]
     assert info["solver"] == "SCS"
     assert set(info["versions"]) == {"python", "numpy", "scipy", "numba", "cvxpy",
-                                     "matplotlib", "jinja2", "scikit-learn"}
+                                     "matplotlib", "jinja2", "scikit-learn",
+                                     "clarabel", "scs", "osqp"}
+    # This test runs from a git checkout, so the commit is known.
+    assert info["git_commit"] is not None
+    assert len(info["git_commit"].split("+")[0]) == 40
     assert info["timestamp"].endswith("+00:00")

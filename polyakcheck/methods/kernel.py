@@ -266,13 +266,17 @@ def run_loop(
             )
             excess = lhs - rhs
             ratio = excess / tol
-            if ratio > monotone[MONO_WORST_RATIO]:
+            # A step that does not move z (gamma = 0 and no decay) meets the bound
+            # with equality when s_t <= 0; it says nothing about the margin, so only
+            # a violation counts from it.
+            moved = gamma != 0.0 or weight_decay != 0.0
+            if (moved or excess > 0.0) and ratio > monotone[MONO_WORST_RATIO]:
                 monotone[MONO_WORST_RATIO] = ratio
                 monotone[MONO_WORST_STEP] = t
                 monotone[MONO_WORST_LHS] = lhs
                 monotone[MONO_WORST_RHS] = rhs
                 monotone[MONO_WORST_TOL] = tol
-            if tol - excess < monotone[MONO_MIN_SLACK]:
+            if moved and tol - excess < monotone[MONO_MIN_SLACK]:
                 monotone[MONO_MIN_SLACK] = tol - excess
             if excess > tol:
                 monotone[MONO_VIOLATIONS] += 1.0

@@ -156,7 +156,8 @@ def _bound_figure(verification, method, quantity, verdicts, key):
     ax.set_xlabel("t (steps)")
     ax.set_ylabel(quantity)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    # Below the axes, so the legend never hides a bound curve.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     problem_name = verification.problem.get("name", "the problem")
     caption = (
         f"{quantity} for {method} on {problem_name}: "
@@ -390,6 +391,12 @@ def _step_panel(ax, label, traces):
     )
     ax.set_xscale("log")
     _set_y_scale(ax, floor)
+    finite = np.concatenate([low[np.isfinite(low)], high[np.isfinite(high)]])
+    if finite.size and floor is not None and finite.max() <= finite.min() * (1 + 1e-9):
+        # A constant step (the SGD baselines) differs across segments only by
+        # rounding; a fixed decade around it keeps that noise off the plot.
+        value = float(finite.max())
+        ax.set_ylim(value / 10.0, value * 10.0)
     _finish_panel(ax, label, "step size γₜ")
     if floor is None:
         return " Panels where no step is positive have a linear y axis."

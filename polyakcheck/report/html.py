@@ -13,6 +13,7 @@ import numbers
 import platform
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,6 +41,9 @@ PROVENANCE_PACKAGES = (
     "matplotlib",
     "jinja2",
     "scikit-learn",
+    "clarabel",
+    "scs",
+    "osqp",
 )
 TRACE_FIELDS = (
     "t",
@@ -85,6 +89,7 @@ def provenance_info(argv=None, seeds=None, solver=None):
     return {
         "versions": versions,
         "polyakcheck": polyakcheck.__version__,
+        "git_commit": _git_commit(),
         "platform": platform.platform(),
         "seeds": None if seeds is None else [int(seed) for seed in seeds],
         "solver": solver,
@@ -93,6 +98,26 @@ def provenance_info(argv=None, seeds=None, solver=None):
             timespec="seconds"
         ),
     }
+
+
+def _git_commit():
+    """Return the commit of the polyakcheck checkout, with "+dirty" for local changes.
+
+    None when the package is not inside a git checkout or git is not installed.
+    """
+    root = Path(polyakcheck.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+            text=True, timeout=10, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 def write_report(verifications, html_path, json_path, provenance=None):
@@ -258,15 +283,37 @@ def _problem_view(verification, index):
 
 
 def _flatten(mapping, prefix=""):
-    """Flatten nested dicts to (dotted key, value) rows for a two-column table."""
+    """Flatten nested dicts to (dotted key, value) rows for a two-column table.
+
+    A list of method descriptions becomes one row per method with its non-default
+    parameters, so the table shows what each method ran with.
+    """
     rows = []
     for key, value in mapping.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if key == "methods" and isinstance(value, list):
+            rows.extend((f"method {m.get('label', '?')}", _describe_method(m))
+                        for m in value)
+        elif isinstance(value, dict):
             rows.extend(_flatten(value, prefix=f"{name}."))
         else:
             rows.append((name, value))
     return rows
+
+
+def _describe_method(method):
+    """Return 'kind, param=value, ...' with only the parameters that were set."""
+    parts = [str(method.get("kind", ""))]
+    for name in ("lam", "step_size", "momentum", "max_step_size", "lower_bound",
+                 "weight_decay"):
+        value = method.get(name)
+        if value in (None, 0, 0.0):
+            continue
+        parts.append(f"{name}={format_number(value) if not isinstance(value, str) else value}")
+    mutation = method.get("mutation") or {}
+    if mutation:
+        parts.append("mutation " + ", ".join(f"{k}={v}" for k, v in mutation.items()))
+    return ", ".join(parts)
 
 
 def format_number(value, digits=4):
