@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 from polyakcheck.checks import Verdict, check_claim
 from polyakcheck.methods import Method, make_method
 from polyakcheck.oracle import OracleError, solve
-from polyakcheck.problems import Problem, load_dataset
+from polyakcheck.problems import Problem, load_dataset, load_svmlight, make_synthetic
 from polyakcheck.run import run, run_seeds
 from polyakcheck.solution import Solution
 from polyakcheck.trace import Trace
@@ -18,5 +18,6 @@ from polyakcheck.verify import verify
 
 __all__ = [
     "Method", "OracleError", "Problem", "Solution", "Trace", "Verdict", "Verification",
-    "check_claim", "load_dataset", "make_method", "run", "run_seeds", "solve", "verify",
+    "check_claim", "load_dataset", "load_svmlight", "make_method", "make_synthetic", "run",
+    "run_seeds", "solve", "verify",
 ]

@@ -13,7 +13,8 @@ import tempfile
 import time
 
 from polyakcheck.methods.spec import METHOD_NAMES
-from polyakcheck.problems.datasets import BUNDLED, load_dataset
+from polyakcheck.problems.datasets import BUNDLED, COMPATIBLE, load_dataset
+from polyakcheck.problems.families import FAMILIES
 from polyakcheck.run import SAMPLINGS
 from polyakcheck.verify import DEFAULT_METHODS, DEFAULT_SEEDS, verify
 
@@ -69,8 +70,22 @@ def _add_verify_parser(sub):
     )
     v.add_argument(
         "--data", type=_name_list, default=list(DEFAULT_DATA),
-        help=f"comma-separated bundled data sets from {', '.join(sorted(BUNDLED))} "
-        f"(default: {','.join(DEFAULT_DATA)})",
+        help=f"comma-separated bundled data sets from {', '.join(sorted(BUNDLED))}, or "
+        f"paths of svmlight/LIBSVM files (default: {','.join(DEFAULT_DATA)})",
+    )
+    v.add_argument(
+        "--loss", default=None, choices=sorted(FAMILIES),
+        help="loss family (default: least_squares for regression sets, logistic for "
+        "classification sets); must be compatible with every --data set",
+    )
+    v.add_argument(
+        "--reg", type=float, default=None,
+        help="L2 regularization strength >= 0 (default: 0.01 for classification "
+        "losses, 0 for regression losses)",
+    )
+    v.add_argument(
+        "--loss-param", type=float, default=None,
+        help="Huber's delta in units of the standardized target (default 1.0)",
     )
     v.add_argument(
         "--methods", type=_name_list, default=list(DEFAULT_METHODS),
@@ -154,10 +169,22 @@ def _validate_verify(args):
     if not args.data:
         raise InputError("--data is empty; pass one or more of " + ", ".join(sorted(BUNDLED)))
     for name in args.data:
-        if name not in BUNDLED:
+        if name not in BUNDLED and not os.path.isfile(name):
             raise InputError(
-                f"unknown data set {name!r}; choose from {', '.join(sorted(BUNDLED))}"
+                f"unknown data set {name!r}; choose from {', '.join(sorted(BUNDLED))} "
+                "or pass the path of an svmlight file"
             )
+        if args.loss is not None and name in COMPATIBLE and args.loss not in COMPATIBLE[name]:
+            raise InputError(
+                f"--loss {args.loss} does not fit data set {name!r}; compatible losses: "
+                f"{', '.join(COMPATIBLE[name])}"
+            )
+    if args.reg is not None and not (math.isfinite(args.reg) and args.reg >= 0):
+        raise InputError(f"--reg {args.reg:g} is invalid; pass a finite number >= 0")
+    if args.loss_param is not None and not (
+        math.isfinite(args.loss_param) and args.loss_param > 0
+    ):
+        raise InputError(f"--loss-param {args.loss_param:g} is invalid; pass a number > 0")
     if not args.methods:
         raise InputError("--methods is empty; pass for example sps_star,iam")
     for name in args.methods:
@@ -217,7 +244,10 @@ def cmd_verify(args):
 
     seeds, html_path, json_path = _validate_verify(args)
     started = time.perf_counter()
-    problems = [load_dataset(name) for name in args.data]
+    problems = [
+        load_dataset(name, loss=args.loss, reg=args.reg, loss_param=args.loss_param)
+        for name in args.data
+    ]
     for problem in problems:
         _check_run_length(problem, args)
     verifications = []

@@ -18,7 +18,9 @@ class Solution:
     f_i_star : ndarray, shape (n,)
         f_i(x_star) for every sample, all evaluated at the same ``x_star``.
     grad_norm : float
-        Certificate: ||grad f(x_star)||_2 after polishing.
+        Certificate after polishing: ||grad f(x_star)||_2 for a differentiable loss, or
+        the distance from 0 to the subdifferential of f at x_star for hinge and
+        absolute loss (``info["certificate"]`` says which).
     grad_norm_tol : float
         Float64 rounding floor of ``grad_norm``: a residual at or below it is as small
         as float64 evaluation of the gradient can show.

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from polyakcheck import Method
@@ -106,3 +107,38 @@ def test_console_entry_point_reports_one_line(tmp_path):
     assert proc.stderr.strip() == (
         "polyakcheck: error: --steps -1 is invalid; pass a step count >= 1"
     )
+
+
+@pytest.mark.parametrize("data,loss", [("diabetes", "absolute"), ("breast_cancer", "hinge"),
+                                       ("diabetes", "poisson")])
+def test_verify_other_families(tmp_path, capsys, data, loss):
+    html = tmp_path / "v.html"
+    status = main(["verify", "--data", data, "--loss", loss, "--steps", "600",
+                   "--seeds", "8", "--quiet", "--output", str(html)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    verdicts = json.loads((tmp_path / "v.json").read_text())["problems"][0]["verdicts"]
+    status_of = {(v["method"], v["statement"]): v["status"] for v in verdicts}
+    assert status_of[("sps_star", "S1")] == "holds"
+    # Neither loss is smooth on all of R^d, so the S4 corollaries do not apply.
+    assert status_of[("sps_star", "S4a")] == "not applicable"
+    assert status_of[("sps_star", "S3")] != "violated"
+
+
+def test_verify_reads_svmlight_file(tmp_path, capsys):
+    from sklearn.datasets import dump_svmlight_file
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5))
+    y = (X[:, 0] + 0.5 * rng.standard_normal(60) > 0).astype(int)
+    path = tmp_path / "small.svm"
+    dump_svmlight_file(X, y, str(path))
+    status = main(["verify", "--data", str(path), "--loss", "logistic", "--reg", "0.1",
+                   "--steps", "300", "--seeds", "5", "--quiet",
+                   "--output", str(tmp_path / "v.html")])
+    assert status == 0, capsys.readouterr().out
+
+
+def test_incompatible_loss_is_invalid(capsys):
+    assert main(["verify", "--data", "diabetes", "--loss", "hinge", "--quiet"]) == 2
+    assert "compatible losses: least_squares" in capsys.readouterr().err
