@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINTS = 40
 
+# Tests set this to run batches of one sample through the general loop too, so the two
+# compiled loops can be compared on the same run.
+_GENERAL_LOOP_ONLY = False
+
 
 def checkpoint_grid(steps, count=DEFAULT_CHECKPOINTS):
     """Return a geometric grid of about ``count`` steps in [1, steps], containing 1 and steps."""
@@ -215,20 +219,27 @@ def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None
     samples = sample_indices(problem.n, steps, batch_size, seed, sampling)
     step_rule, step_size, lam_rule, lam_const = _kernel_rules(problem, method)
     mutation = method.mutation
-    started = time.perf_counter()
     sparse, A, data, indices, indptr = problem.kernel_data()
     phi2_max = problem.family.phi2_max
-    out = kernel.run_loop(
-        problem.loss_code, problem.loss_param, sparse, A, data, indices, indptr,
-        problem.b, problem.reg, problem.row_norms,
-        phi2_max if np.isfinite(phi2_max) else 0.0,
-        _target_values(method, solution, seed),
-        solution.f_i_star, star_magnitudes(problem, solution), solution.x_star,
-        problem.x0, samples, step_rule, step_size,
-        float(mutation.get("step_scale", 1.0)),
+    phi2_max = phi2_max if np.isfinite(phi2_max) else 0.0
+    method_args = (
+        _target_values(method, solution, seed), solution.f_i_star,
+        star_magnitudes(problem, solution), solution.x_star, problem.x0, samples,
+        step_rule, step_size, float(mutation.get("step_scale", 1.0)),
         bool(mutation.get("positive_part", True)), float(method.max_step_size),
         lam_rule, lam_const, float(method.weight_decay), grid,
     )
+    started = time.perf_counter()
+    if batch_size == 1 and not sparse and not _GENERAL_LOOP_ONLY:
+        out = kernel.run_loop_single(
+            problem.loss_code, problem.loss_param, A, problem.b, problem.reg,
+            problem.row_norms, phi2_max, *method_args,
+        )
+    else:
+        out = kernel.run_loop(
+            problem.loss_code, problem.loss_param, sparse, A, data, indices, indptr,
+            problem.b, problem.reg, problem.row_norms, phi2_max, *method_args,
+        )
     seconds = time.perf_counter() - started
     cp_x, cp_xbar, cp_z, g2sum, gamma, avg_err, avg_tol, mono = out
     logger.debug("%s seed %d: %d steps in %.3f s", method.label, seed, steps, seconds)

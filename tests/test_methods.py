@@ -1,5 +1,7 @@
 """Method loops against plain Python references, and the almost-sure statements."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -124,3 +126,33 @@ def test_zero_gradient_steps_are_skipped():
     trace = run(problem, solution, "sps_star", 20, seed=0)
     assert trace.monotone["zero_gradients"] == 20
     np.testing.assert_allclose(trace.dist, 0.0, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["sps_star", "iam", "iam_const", "sgd_momentum"])
+@pytest.mark.parametrize("data,loss,reg", [("diabetes", "least_squares", 0.0),
+                                           ("breast_cancer", "logistic", 0.01),
+                                           ("diabetes", "absolute", 0.01),
+                                           ("diabetes", "poisson", 0.0)])
+def test_single_sample_loop_matches_general_loop(monkeypatch, kind, data, loss, reg):
+    run_module = sys.modules["polyakcheck.run"]
+    from polyakcheck import load_dataset, solve
+
+    problem = load_dataset(data, loss=loss, reg=reg)
+    solution = solve(problem)
+    fast = run(problem, solution, kind, 2000, seed=3)
+    monkeypatch.setattr(run_module, "_GENERAL_LOOP_ONLY", True)
+    general = run(problem, solution, kind, 2000, seed=3)
+    np.testing.assert_allclose(fast.dist, general.dist, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(fast.gap_avg, general.gap_avg, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(fast.g2_sum, general.g2_sum, rtol=1e-9)
+    np.testing.assert_allclose(fast.gamma, general.gamma, rtol=1e-6, atol=1e-15)
+    assert fast.monotone["violations"] == general.monotone["violations"]
+    if kind != "sgd_momentum":
+        assert fast.monotone["violations"] == 0, fast.monotone
+
+
+def test_single_sample_loop_flags_mutants(diabetes):
+    problem, solution = diabetes
+    for mutation in ({"f_star_shift": -1.0}, {"step_scale": 2.0}):
+        trace = run(problem, solution, Method("sps_star", mutation=mutation), 3000, seed=0)
+        assert trace.monotone["violations"] > 0, mutation

@@ -16,6 +16,19 @@ step / (1 + lam).
 
 The whole run is one call, so a trace costs no Python per step. The loop keeps
 checkpoints on a given grid plus running statistics, never the d x T history.
+
+Two loops share the step logic: ``run_loop`` for any batch size and for sparse rows, and
+``run_loop_single`` for dense rows and batches of one sample, which never forms g_t:
+with g_t = phi'(m) a_i + reg x_t every inner product the step needs is a combination of
+a_i^T x_t, a_i^T z_t, ||a_i||^2 (precomputed) and running sums of x and z that the
+update pass accumulates for the next step. It reads the sampled row twice per step, as
+plain SGD does, and checks S1/I1 with the same rounding slack.
+
+Both loops enable only the ``reassoc`` and ``contract`` fast-math flags, so reductions
+vectorize and fuse into FMAs while NaN and Inf keep their IEEE behaviour. Neither flag
+invalidates the rounding slack: the bound gamma_k |a|^T |b| on a k-term dot product holds
+for any summation order, and a fused multiply-add rounds once where two operations
+round twice.
 """
 
 import math
@@ -23,8 +36,12 @@ import math
 import numpy as np
 from numba import njit
 
-from polyakcheck.methods.rounding import average_slack, monotone_slack
-from polyakcheck.problems.losses import batch_value_grad
+from polyakcheck.methods.rounding import average_slack, gamma_k, monotone_slack
+from polyakcheck.problems.losses import (
+    ABSOLUTE, HINGE, POISSON, batch_value_grad, dphi, phi,
+)
+
+FASTMATH = {"reassoc", "contract"}
 
 STEP_POLYAK = 0
 STEP_CONSTANT = 1
@@ -55,6 +72,115 @@ def _dist(u, v):
 
 
 @njit(cache=True)
+def _new_outputs(K, d):
+    monotone = np.zeros(MONO_SIZE)
+    monotone[MONO_WORST_RATIO] = -np.inf
+    monotone[MONO_WORST_STEP] = -1.0
+    monotone[MONO_MIN_SLACK] = np.inf
+    # segment: min, max, sum and count of gamma since the previous checkpoint.
+    segment = np.array([np.inf, -np.inf, 0.0, 0.0])
+    return (
+        np.empty((K, d)), np.empty((K, d)), np.empty((K, d)), np.empty(K),
+        np.empty((K, 3)), np.zeros(K), np.zeros(K), monotone, segment,
+    )
+
+
+@njit(cache=True)
+def _record_checkpoint(k, t, x, z, x_sum, z_sum, g2sum, segment, track_mean,
+                       max_z_norm, cp_x, cp_xbar, cp_z, cp_g2sum, cp_gamma,
+                       cp_avg_err, cp_avg_tol):
+    d = x.shape[0]
+    cp_x[k] = x
+    cp_z[k] = z
+    if t == 0:
+        cp_xbar[k] = x
+    else:
+        for j in range(d):
+            cp_xbar[k, j] = x_sum[j] / t
+    cp_g2sum[k] = g2sum
+    if segment[3] > 0:
+        cp_gamma[k, 0] = segment[0]
+        cp_gamma[k, 1] = segment[2] / segment[3]
+        cp_gamma[k, 2] = segment[1]
+    else:
+        cp_gamma[k, :] = np.nan
+    if track_mean:
+        err = 0.0
+        for j in range(d):
+            r = x[j] - z_sum[j] / (t + 1)
+            err += r * r
+        cp_avg_err[k] = math.sqrt(err)
+    cp_avg_tol[k] = average_slack(d, t, max_z_norm)
+    segment[0] = np.inf
+    segment[1] = -np.inf
+    segment[2] = 0.0
+    segment[3] = 0.0
+
+
+@njit(cache=True)
+def _step_size(step_rule, f_x, f_target_S, gz, gg, positive_part, step_size,
+               step_scale, max_step_size, segment):
+    if step_rule == STEP_POLYAK:
+        numerator = f_x - f_target_S + gz
+        if positive_part and numerator < 0.0:
+            numerator = 0.0
+        gamma = numerator / gg if gg > 0.0 else 0.0
+    else:
+        gamma = step_size
+    gamma *= step_scale
+    if gamma > max_step_size:
+        gamma = max_step_size
+    segment[0] = min(segment[0], gamma)
+    segment[1] = max(segment[1], gamma)
+    segment[2] += gamma
+    segment[3] += 1.0
+    return gamma
+
+
+@njit(cache=True)
+def _lam(lam_rule, lam_const, t):
+    # lam_{t+1} of the update from step t.
+    if lam_rule == LAM_NONE:
+        return 0.0
+    if lam_rule == LAM_T:
+        return float(t + 1) + lam_const
+    return lam_const
+
+
+@njit(cache=True)
+def _record_monotone(monotone, t, gamma, weight_decay, gg, s_true, dist_now, dist_sq,
+                     value_scale, grad_mag, z_norm, d, batch_size):
+    """Compare both sides of S1/I1 for step t and update the worst-step record."""
+    if gg <= 0.0:
+        monotone[MONO_ZERO_GRADIENTS] += 1.0
+        return
+    g_norm = math.sqrt(gg)
+    dist_next = math.sqrt(dist_sq)
+    decrease = s_true * s_true / gg if s_true > 0.0 else 0.0
+    rhs = dist_now * dist_now - decrease
+    tol = monotone_slack(
+        d, batch_size, value_scale, grad_mag, g_norm, dist_now, dist_next,
+        z_norm, abs(gamma) * g_norm, decrease,
+    )
+    excess = dist_sq - rhs
+    ratio = excess / tol
+    # A step that does not move z (gamma = 0 and no decay) meets the bound with
+    # equality when s_t <= 0; it says nothing about the margin, so only a violation
+    # counts from it.
+    moved = gamma != 0.0 or weight_decay != 0.0
+    if (moved or excess > 0.0) and ratio > monotone[MONO_WORST_RATIO]:
+        monotone[MONO_WORST_RATIO] = ratio
+        monotone[MONO_WORST_STEP] = t
+        monotone[MONO_WORST_LHS] = dist_sq
+        monotone[MONO_WORST_RHS] = rhs
+        monotone[MONO_WORST_TOL] = tol
+    if moved and tol - excess < monotone[MONO_MIN_SLACK]:
+        monotone[MONO_MIN_SLACK] = tol - excess
+    if excess > tol:
+        monotone[MONO_VIOLATIONS] += 1.0
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def run_loop(
     loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max,
     f_target, f_i_star, f_i_star_mag, x_star, x0, samples,
@@ -115,39 +241,22 @@ def run_loop(
     T = samples.shape[0] - 1
     s = samples.shape[1]
     K = checkpoints.shape[0]
+    (cp_x, cp_xbar, cp_z, cp_g2sum, cp_gamma, cp_avg_err, cp_avg_tol, monotone,
+     segment) = _new_outputs(K, d)
 
     x = x0.copy()
     z = x0.copy()
     g = np.empty(d)
     x_sum = np.zeros(d)
-    z_sum = np.zeros(d)
+    z_sum = z.copy()
     max_z_norm = 0.0
     g2sum = 0.0
-
-    cp_x = np.empty((K, d))
-    cp_xbar = np.empty((K, d))
-    cp_z = np.empty((K, d))
-    cp_g2sum = np.empty(K)
-    cp_gamma = np.empty((K, 3))
-    cp_avg_err = np.zeros(K)
-    cp_avg_tol = np.zeros(K)
-    monotone = np.zeros(MONO_SIZE)
-    monotone[MONO_WORST_RATIO] = -np.inf
-    monotone[MONO_WORST_STEP] = -1.0
-    monotone[MONO_MIN_SLACK] = np.inf
-
-    seg_min = np.inf
-    seg_max = -np.inf
-    seg_sum = 0.0
-    seg_count = 0
     k = 0
-
-    # The distance ||z_t - x_star|| of one step is the "next" distance of the step
-    # before, since nothing moves z in between, so each step computes it once.
-    dist_now = _dist(z, x_star)
     track_mean = lam_rule == LAM_T
-    for j in range(d):
-        z_sum[j] = z[j]
+    keep = 1.0 - weight_decay
+    # ||z_t - x_star|| of one step is the new distance of the step before, since
+    # nothing moves z in between, so each step computes it once.
+    dist_now = _dist(z, x_star)
 
     for t in range(T + 1):
         batch = samples[t]
@@ -155,7 +264,6 @@ def run_loop(
             loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max,
             x, batch, g,
         )
-        # One pass for the reductions the step needs.
         gg = 0.0
         gz = 0.0
         zz = 0.0
@@ -165,35 +273,12 @@ def run_loop(
             zz += z[j] * z[j]
         g2sum += gg
         z_norm = math.sqrt(zz)
-        if z_norm > max_z_norm:
-            max_z_norm = z_norm
+        max_z_norm = max(max_z_norm, z_norm)
 
         if k < K and checkpoints[k] == t:
-            cp_x[k] = x
-            cp_z[k] = z
-            if t == 0:
-                cp_xbar[k] = x
-            else:
-                for j in range(d):
-                    cp_xbar[k, j] = x_sum[j] / t
-            cp_g2sum[k] = g2sum
-            if seg_count > 0:
-                cp_gamma[k, 0] = seg_min
-                cp_gamma[k, 1] = seg_sum / seg_count
-                cp_gamma[k, 2] = seg_max
-            else:
-                cp_gamma[k, :] = np.nan
-            if track_mean:
-                err = 0.0
-                for j in range(d):
-                    r = x[j] - z_sum[j] / (t + 1)
-                    err += r * r
-                cp_avg_err[k] = math.sqrt(err)
-            cp_avg_tol[k] = average_slack(d, t, max_z_norm)
-            seg_min = np.inf
-            seg_max = -np.inf
-            seg_sum = 0.0
-            seg_count = 0
+            _record_checkpoint(k, t, x, z, x_sum, z_sum, g2sum, segment, track_mean,
+                               max_z_norm, cp_x, cp_xbar, cp_z, cp_g2sum, cp_gamma,
+                               cp_avg_err, cp_avg_tol)
             k += 1
         if t == T:
             break
@@ -209,34 +294,11 @@ def run_loop(
         f_target_S /= s
         f_star_S /= s
         f_star_mag_S /= s
-        g_norm = math.sqrt(gg)
-
-        if step_rule == STEP_POLYAK:
-            numerator = f_x - f_target_S + gz
-            if positive_part and numerator < 0.0:
-                numerator = 0.0
-            gamma = numerator / gg if gg > 0.0 else 0.0
-        else:
-            gamma = step_size
-        gamma *= step_scale
-        if gamma > max_step_size:
-            gamma = max_step_size
-
-        seg_sum += gamma
-        seg_count += 1
-        if gamma < seg_min:
-            seg_min = gamma
-        if gamma > seg_max:
-            seg_max = gamma
+        gamma = _step_size(step_rule, f_x, f_target_S, gz, gg, positive_part,
+                           step_size, step_scale, max_step_size, segment)
 
         # One pass for the update: z, its new distance to x_star, x, and the sums.
-        keep = 1.0 - weight_decay
-        if lam_rule == LAM_NONE:
-            lam = 0.0
-        elif lam_rule == LAM_T:
-            lam = float(t + 1) + lam_const
-        else:
-            lam = lam_const
+        lam = _lam(lam_rule, lam_const, t)
         inv = 1.0 / (1.0 + lam)
         dist_sq = 0.0
         for j in range(d):
@@ -245,44 +307,173 @@ def run_loop(
             r = zj - x_star[j]
             dist_sq += r * r
             x_sum[j] += x[j]
-            if lam_rule == LAM_NONE:
-                x[j] = zj
-            else:
-                x[j] = (lam * x[j] + zj) * inv
+            x[j] = (lam * x[j] + zj) * inv
             if track_mean:
                 z_sum[j] += zj
-        dist_next = math.sqrt(dist_sq)
 
         # S1 / I1 with the oracle's f_i(x_star), whatever the step used.
-        s_true = f_x - f_star_S + gz
-        if gg > 0.0:
-            decrease = s_true * s_true / gg if s_true > 0.0 else 0.0
-            lhs = dist_sq
-            rhs = dist_now * dist_now - decrease
-            value_scale = value_mag + f_star_mag_S + abs(gz) + g_norm * z_norm
-            tol = monotone_slack(
-                d, s, value_scale, grad_mag, g_norm, dist_now, dist_next,
-                z_norm, abs(gamma) * g_norm, decrease,
-            )
-            excess = lhs - rhs
-            ratio = excess / tol
-            # A step that does not move z (gamma = 0 and no decay) meets the bound
-            # with equality when s_t <= 0; it says nothing about the margin, so only
-            # a violation counts from it.
-            moved = gamma != 0.0 or weight_decay != 0.0
-            if (moved or excess > 0.0) and ratio > monotone[MONO_WORST_RATIO]:
-                monotone[MONO_WORST_RATIO] = ratio
-                monotone[MONO_WORST_STEP] = t
-                monotone[MONO_WORST_LHS] = lhs
-                monotone[MONO_WORST_RHS] = rhs
-                monotone[MONO_WORST_TOL] = tol
-            if moved and tol - excess < monotone[MONO_MIN_SLACK]:
-                monotone[MONO_MIN_SLACK] = tol - excess
-            if excess > tol:
-                monotone[MONO_VIOLATIONS] += 1.0
+        value_scale = value_mag + f_star_mag_S + abs(gz) + math.sqrt(gg) * z_norm
+        _record_monotone(monotone, t, gamma, weight_decay, gg, f_x - f_star_S + gz,
+                         dist_now, dist_sq, value_scale, grad_mag, z_norm, d, s)
+        dist_now = math.sqrt(dist_sq)
+
+    return (
+        cp_x, cp_xbar, cp_z, cp_g2sum, cp_gamma, cp_avg_err, cp_avg_tol, monotone,
+    )
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _update(z, x, x_sum, row, x_star, keep, step_a, step_x, lam, inv):
+    """Apply z <- keep z - step_a row - step_x x and x <- (lam x + z) inv in one pass.
+
+    Returns ||z - x_star||^2, ||x||^2 and x^T z of the new iterates; adds the old x
+    to ``x_sum``.
+    """
+    dist_sq = 0.0
+    xx = 0.0
+    xz = 0.0
+    for j in range(z.shape[0]):
+        xj = x[j]
+        zj = keep * z[j] - step_a * row[j] - step_x * xj
+        z[j] = zj
+        r = zj - x_star[j]
+        dist_sq += r * r
+        x_sum[j] += xj
+        xj = (lam * xj + zj) * inv
+        x[j] = xj
+        xx += xj * xj
+        xz += xj * zj
+    return dist_sq, xx, xz
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _update_with_mean(z, x, x_sum, z_sum, row, x_star, keep, step_a, step_x, lam, inv):
+    """``_update`` that also adds the new z to ``z_sum`` (for the I2 check)."""
+    dist_sq = 0.0
+    xx = 0.0
+    xz = 0.0
+    for j in range(z.shape[0]):
+        xj = x[j]
+        zj = keep * z[j] - step_a * row[j] - step_x * xj
+        z[j] = zj
+        z_sum[j] += zj
+        r = zj - x_star[j]
+        dist_sq += r * r
+        x_sum[j] += xj
+        xj = (lam * xj + zj) * inv
+        x[j] = xj
+        xx += xj * xj
+        xz += xj * zj
+    return dist_sq, xx, xz
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def run_loop_single(
+    loss, param, A, b, reg, row_norm, phi2_max,
+    f_target, f_i_star, f_i_star_mag, x_star, x0, samples,
+    step_rule, step_size, step_scale, positive_part, max_step_size,
+    lam_rule, lam_const, weight_decay, checkpoints,
+):
+    """Run one method with dense rows and batches of one sample.
+
+    Same parameters and outputs as ``run_loop`` without the CSR arrays. With
+    g = c a_i + reg x (c = phi'(a_i^T x)), the step uses
+
+        ||g||^2 = c^2 ||a_i||^2 + 2 c reg a_i^T x + reg^2 ||x||^2,
+        <g, z - x> = c (a_i^T z - a_i^T x) + reg (x^T z - ||x||^2),
+
+    where a_i^T x and a_i^T z come from one pass over the row and ||x||^2 and x^T z
+    from the update pass of the step before.
+    """
+    d = x0.shape[0]
+    T = samples.shape[0] - 1
+    K = checkpoints.shape[0]
+    (cp_x, cp_xbar, cp_z, cp_g2sum, cp_gamma, cp_avg_err, cp_avg_tol, monotone,
+     segment) = _new_outputs(K, d)
+
+    x = x0.copy()
+    z = x0.copy()
+    x_sum = np.zeros(d)
+    z_sum = z.copy()
+    max_z_norm = 0.0
+    g2sum = 0.0
+    k = 0
+    track_mean = lam_rule == LAM_T
+    keep = 1.0 - weight_decay
+    kinked = loss == HINGE or loss == ABSOLUTE
+    dist_now = _dist(z, x_star)
+    # ||z|| enters only the rounding slack, where the upper bound
+    # ||z - x_star|| + ||x_star|| serves as well and costs no pass.
+    x_star_norm = math.sqrt(np.dot(x_star, x_star))
+    xx = np.dot(x, x)
+    xz = xx
+
+    for t in range(T + 1):
+        i = samples[t, 0]
+        row = A[i]
+        m = 0.0
+        mz = 0.0
+        for j in range(d):
+            m += row[j] * x[j]
+            mz += row[j] * z[j]
+        c = dphi(loss, m, b[i], param)
+        norm_a = row_norm[i]
+        x_norm = math.sqrt(xx)
+        grad_scale = abs(c) * norm_a + reg * x_norm
+        gg = c * c * norm_a * norm_a + 2.0 * c * reg * m + reg * reg * xx
+        if reg > 0.0 and gg < 64.0 * gamma_k(d + 4) * grad_scale * grad_scale:
+            # c a_i and reg x nearly cancel, so the expanded form has lost its
+            # relative accuracy; sum the squares of g's coordinates instead.
+            gg = 0.0
+            for j in range(d):
+                gj = c * row[j] + reg * x[j]
+                gg += gj * gj
+        gz = c * (mz - m) + reg * (xz - xx)
+        g2sum += gg
+        z_norm = dist_now + x_star_norm
+        max_z_norm = max(max_z_norm, z_norm)
+
+        if k < K and checkpoints[k] == t:
+            _record_checkpoint(k, t, x, z, x_sum, z_sum, g2sum, segment, track_mean,
+                               max_z_norm, cp_x, cp_xbar, cp_z, cp_g2sum, cp_gamma,
+                               cp_avg_err, cp_avg_tol)
+            k += 1
+        if t == T:
+            break
+
+        p = phi(loss, m, b[i], param)
+        f_x = p + 0.5 * reg * xx
+        slope = 1.0 if kinked else abs(c)
+        value_mag = abs(p) + slope * norm_a * x_norm + 0.5 * reg * xx
+        if kinked:
+            curvature = 0.0
+        elif loss == POISSON:
+            curvature = math.exp(m)
         else:
-            monotone[MONO_ZERO_GRADIENTS] += 1.0
-        dist_now = dist_next
+            curvature = phi2_max
+        grad_mag = (abs(c) + curvature * norm_a * x_norm) * norm_a + reg * x_norm
+        gamma = _step_size(step_rule, f_x, f_target[i], gz, gg, positive_part,
+                           step_size, step_scale, max_step_size, segment)
+
+        lam = _lam(lam_rule, lam_const, t)
+        inv = 1.0 / (1.0 + lam)
+        step_a = gamma * c
+        step_x = gamma * reg
+        if track_mean:
+            dist_sq, xx, xz = _update_with_mean(
+                z, x, x_sum, z_sum, row, x_star, keep, step_a, step_x, lam, inv
+            )
+        else:
+            dist_sq, xx, xz = _update(z, x, x_sum, row, x_star, keep, step_a, step_x,
+                                      lam, inv)
+
+        # The expanded <g, z - x> subtracts products of norms up to
+        # grad_scale (||z|| + ||x||), which sets the scale of its rounding error.
+        value_scale = (value_mag + f_i_star_mag[i] + abs(gz)
+                       + grad_scale * (z_norm + x_norm))
+        _record_monotone(monotone, t, gamma, weight_decay, gg, f_x - f_i_star[i] + gz,
+                         dist_now, dist_sq, value_scale, grad_mag, z_norm, d, 1)
+        dist_now = math.sqrt(dist_sq)
 
     return (
         cp_x, cp_xbar, cp_z, cp_g2sum, cp_gamma, cp_avg_err, cp_avg_tol, monotone,
