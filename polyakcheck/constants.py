@@ -134,7 +134,8 @@ def instance_constants(problem, solution, batch_size):
     sigma_sq, sigma1 = gradient_noise(problem, x_star, batch_size)
     infima = sample_infima(problem)
     delta_star = max(float(solution.f_star - infima.mean()), 0.0)
-    r = float(solution.grad_norm)
+    # The certificate is itself computed in float64, so its rounding floor is added.
+    r = float(solution.grad_norm) + float(solution.grad_norm_tol)
     smooth = problem.family.smooth_globally
     inf = float("inf")
     consts = {

@@ -253,11 +253,17 @@ def _make_trace(
     problem, solution, method, seed, steps, batch_size, sampling, grid,
     cp_x, cp_xbar, cp_z, g2sum, gamma, avg_err, avg_tol, mono, seconds,
 ):
-    gk = rounding_gamma(problem.d + 4)
+    # f(x) is a mean of n terms (numpy sums pairwise, at most 25 + log2(n) roundings
+    # per term) of terms that each take d + 4 roundings.
+    gk = rounding_gamma(problem.d + 4 + 26 + int(np.ceil(np.log2(max(problem.n, 2)))))
     f_last, mag_last = value_magnitudes(problem, cp_x)
     f_avg, mag_avg = value_magnitudes(problem, cp_xbar)
     f_star_mag = float(np.mean(star_magnitudes(problem, solution)))
     gap_tol = gk * (np.maximum(mag_last, mag_avg) + f_star_mag)
+    # The averaged iterate x_sum / t carries the rounding of a t-term running sum,
+    # bounded per checkpoint by avg_tol; f moves by at most its local Lipschitz
+    # constant on the segment times that distance.
+    gap_tol = gap_tol + _average_rounding_effect(problem, cp_xbar, avg_tol)
     monotone = {
         "worst_ratio": float(mono[kernel.MONO_WORST_RATIO]),
         "worst_step": int(mono[kernel.MONO_WORST_STEP]),
@@ -288,6 +294,23 @@ def _make_trace(
         monotone=monotone,
         seconds=seconds,
     )
+
+
+def _average_rounding_effect(problem, X, radius):
+    """Bound |f(y) - f(x)| over ||y - x|| <= radius for each row x of X, shape (k,).
+
+    Uses sup |phi'| over each margin interval m_i +- radius ||a_i|| (exact, since phi'
+    is monotone) times ||a_i||, averaged over samples, plus the ridge term.
+    """
+    from polyakcheck.problems.families import dphi_abs_max
+
+    M = problem.margins(X)
+    reach = radius[:, None] * problem.row_norms
+    slope = dphi_abs_max(problem.loss, M - reach, M + reach, problem.b,
+                         problem.loss_param)
+    lipschitz = (slope * problem.row_norms).mean(axis=1)
+    lipschitz = lipschitz + problem.reg * (np.linalg.norm(X, axis=1) + radius)
+    return lipschitz * radius
 
 
 def run_seeds(problem, solution, method, steps, batch_size=1, seeds=(0,), checkpoints=None,

@@ -218,3 +218,12 @@ def test_shuffle_visits_every_sample_each_epoch():
         assert sorted(samples[10 * epoch:10 * epoch + 10]) == list(range(10))
     cyclic = sample_indices(4, 5, 2, seed=0, sampling="cyclic").ravel()
     assert cyclic.tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]
+
+
+def test_bernstein_limit_covers_constant_samples():
+    from polyakcheck.checks.stats import bernstein_upper
+
+    samples = np.zeros((20, 1))
+    upper = bernstein_upper(samples, 0.01, value_range=4.0)
+    # All seeds equal: a t limit would be 0; the Bernstein limit keeps the range term.
+    assert upper[0] == pytest.approx(7 * 4.0 * np.log(200.0) / (3 * 19))

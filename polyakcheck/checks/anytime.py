@@ -19,9 +19,13 @@ from polyakcheck.checks.claims import DEFAULT_CONFIDENCE, check_claim
 
 
 def s2_bound(t, A, B, D):
-    """Return (A D^2 + sqrt(A^2 D^4 + 4 B D^2 t)) / (2 t) for an array of t >= 1."""
+    """Return (A D^2 + sqrt(A^2 D^4 + 4 B D^2 t)) / (2 t) for an array of t >= 1.
+
+    Evaluated as D (A D + sqrt(A^2 D^2 + 4 B t)) / (2 t), which equals it for D >= 0
+    and does not underflow D^4 to 0 when D is below about 1e-77.
+    """
     t = np.asarray(t, dtype=float)
-    return (A * D**2 + np.sqrt(A**2 * D**4 + 4.0 * B * D**2 * t)) / (2.0 * t)
+    return D * (A * D + np.sqrt((A * D) ** 2 + 4.0 * B * t)) / (2.0 * t)
 
 
 def _pair_bound(name):

@@ -15,7 +15,7 @@ from polyakcheck.checks.claims import (
     DEFAULT_CONFIDENCE, check_claim, quantity_samples, replay_command, sampling_reason,
     tightness,
 )
-from polyakcheck.checks.stats import one_sided_limits
+from polyakcheck.checks.stats import bernstein_upper, one_sided_limits
 from polyakcheck.checks.verdict import (
     HOLDS, INCONCLUSIVE, NOT_APPLICABLE, VIOLATED, Verdict,
 )
@@ -42,7 +42,11 @@ def i3_verdict(traces, constants, confidence=DEFAULT_CONFIDENCE, problem_name=""
       rounding tolerance is <= 0. This suffices because E sqrt(S_T) <= sqrt(E S_T)
       (Jensen), and the paired difference has a far smaller variance than either side.
     - violated at T when the lower limit of E[gap_T] less the tolerance exceeds
-      D sqrt(upper limit of E S_T) / (T + 1).
+      D sqrt(upper limit of E S_T) / (T + 1). The upper limit of E S_T is the
+      empirical Bernstein limit with range (T + 1) G_D^2 (the iterates of IAM stay
+      in B_D by I1, where every (sub)gradient norm is at most G_D), because a t limit
+      is 0 when every seed drew only samples with a zero gradient, which happens
+      with positive probability and would report a false violation.
 
     The error budget 1 - confidence is split evenly between the two limits of each
     test and then over the K checkpoints (Bonferroni).
@@ -71,7 +75,8 @@ def i3_verdict(traces, constants, confidence=DEFAULT_CONFIDENCE, problem_name=""
     scaled_root = D * np.sqrt(S) / (t + 1)
     _, _, diff_upper = one_sided_limits(gaps - scaled_root, alpha_each)
     gap_mean, gap_lower, gap_upper = one_sided_limits(gaps, alpha_each)
-    _, _, S_upper = one_sided_limits(S, alpha_each)
+    S_range = np.maximum((t + 1) * constants["G_D"]["value"] ** 2, S.max(axis=0))
+    S_upper = bernstein_upper(S, alpha_each, S_range)
     bound_mean = D * np.sqrt(S.mean(axis=0)) / (t + 1)
     bound_high = D * np.sqrt(S_upper) / (t + 1)
     scale = np.maximum(bound_mean, np.finfo(float).tiny)

@@ -162,6 +162,9 @@ def _record_monotone(monotone, t, gamma, weight_decay, gg, s_true, dist_now, dis
         d, batch_size, value_scale, grad_mag, g_norm, dist_now, dist_next,
         z_norm, abs(gamma) * g_norm, decrease,
     )
+    # The slack underflows to 0 when every term is below the smallest normal float;
+    # the smallest positive float keeps the ratio defined and still flags any excess.
+    tol = max(tol, 5e-324)
     excess = dist_sq - rhs
     ratio = excess / tol
     # A step that does not move z (gamma = 0 and no decay) meets the bound with
