@@ -30,9 +30,12 @@ def local_lipschitz(problem, x_star, radius):
     most reg (||x_star|| + radius). A minibatch (sub)gradient is a mean of sample
     (sub)gradients, so the same G_D bounds it.
     """
+    ridge = problem.reg * (np.linalg.norm(x_star) + radius)
+    if problem.loss == "multinomial":
+        # ||softmax - e_b|| <= sqrt(2) everywhere: a global bound, not the local sup.
+        return float(problem.family.phi1_max * np.max(problem.row_norms) + ridge)
     lo, hi = margin_interval(problem, x_star, radius)
     phi1 = dphi_abs_max(problem.loss, lo, hi, problem.b, problem.loss_param)
-    ridge = problem.reg * (np.linalg.norm(x_star) + radius)
     return float(np.max(phi1 * problem.row_norms) + ridge)
 
 
@@ -44,6 +47,8 @@ def local_smoothness(problem, x_star, radius):
     """
     if problem.family.has_kinks:
         return float("inf")
+    if problem.loss == "multinomial":
+        return problem.L_max
     lo, hi = margin_interval(problem, x_star, radius)
     phi2 = d2phi_max(problem.loss, lo, hi, problem.b, problem.loss_param)
     return float(np.max(phi2 * problem.row_norms**2) + problem.reg)
@@ -71,8 +76,12 @@ def sample_infima(problem):
     reg > 0 the problem is one-dimensional along a_i: bisection on a (sub)gradient of
     the reg-strongly convex h_i(s) = phi(s ||a_i||, b_i) + reg s^2 / 2 finds s_c, and
     h_i(s_c) - h_i'(s_c)^2 / (2 reg) is a lower bound on inf h_i by strong convexity.
-    Least squares keeps its closed form b^2 reg / (2 (reg + ||a||^2)).
+    Least squares keeps its closed form b^2 reg / (2 (reg + ||a||^2)). Multinomial
+    uses the lower bound 0 (log-sum-exp is at least the label margin).
     """
+    if problem.loss == "multinomial":
+        # log-sum-exp is at least the label margin, so every f_i >= 0.
+        return np.zeros(problem.n)
     norms = problem.row_norms
     reg = problem.reg
     b = problem.b
@@ -142,6 +151,8 @@ def instance_constants(problem, solution, batch_size):
         "D": (D, "||x0 - x_star||_2 with the oracle's x_star"),
         "G_D": (
             G_D,
+            "sqrt(2) max_i ||a_i|| + reg (||x_star|| + D): a global bound of the "
+            "softmax gradient" if problem.loss == "multinomial" else
             "max_i sup |phi'| over the margin interval a_i^T x_star +- D ||a_i||, "
             "times ||a_i||, plus reg (||x_star|| + D): exact for the loss term",
         ),

@@ -45,6 +45,7 @@ from polyakcheck.certificate import (
 )
 from polyakcheck.problems.families import d2phi_max
 from polyakcheck.problems.problem import Problem
+from polyakcheck.oracle_multinomial import MultinomialOracleError, solve_multinomial
 from polyakcheck.solution import Solution
 
 __all__ = [
@@ -187,6 +188,11 @@ def solve(problem, solver="CLARABEL", cache_dir=None):
             "polyakcheck.problems.load_dataset(name)"
         )
     solver_order = _solver_order(problem, solver)
+    if problem.loss == "multinomial":
+        try:
+            return solve_multinomial(problem, solver_order)
+        except MultinomialOracleError as exc:
+            raise OracleError(str(exc)) from None
     settings = {"solvers": solver_order, "options": SOLVER_OPTIONS}
     cache_path = oracle_cache.entry_path(problem, settings, ORACLE_VERSION, cache_dir)
     if cache_path is not None:

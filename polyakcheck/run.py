@@ -72,12 +72,17 @@ def value_magnitudes(problem, X):
     gamma_{d+4} times the magnitude bounds the float64 rounding error of f(x).
     """
     X = np.atleast_2d(X)
-    M = problem.margins(X)
     V = problem.values(X) - 0.5 * problem.reg * np.sum(X * X, axis=1)[:, None]
-    slope = np.abs(problem.dphi(M))
+    x_norm = np.linalg.norm(X, axis=1)
+    if problem.loss == "multinomial":
+        # |phi| plus the rounding of the margins, which moves log-sum-exp and the
+        # label margin by at most ||a_i|| ||x|| each (as in the kernel).
+        magnitude = (np.abs(V) + 2.0 * problem.row_norms * x_norm[:, None]).mean(axis=1)
+        reg_term = 0.5 * problem.reg * x_norm**2
+        return V.mean(axis=1) + reg_term, magnitude + reg_term
+    slope = np.abs(problem.dphi(problem.margins(X)))
     if problem.family.has_kinks:
         slope = np.ones_like(slope)
-    x_norm = np.linalg.norm(X, axis=1)
     reg_term = 0.5 * problem.reg * x_norm**2
     values = V.mean(axis=1) + reg_term
     magnitude = (np.abs(V) + slope * problem.row_norms * x_norm[:, None]).mean(axis=1)
@@ -92,6 +97,9 @@ def rounding_gamma(k):
 def star_magnitudes(problem, solution):
     """Magnitude of the terms summed in each f_i(x_star), shape (n,)."""
     x = solution.x_star
+    x_norm = float(np.linalg.norm(x))
+    if problem.loss == "multinomial":
+        return np.abs(solution.f_i_star) + 2.0 * problem.row_norms * x_norm
     slope = np.abs(problem.dphi(problem.margins(x)))[0]
     if problem.family.has_kinks:
         slope = np.ones_like(slope)
@@ -230,7 +238,8 @@ def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None
         lam_rule, lam_const, float(method.weight_decay), grid,
     )
     started = time.perf_counter()
-    if batch_size == 1 and not sparse and not _GENERAL_LOOP_ONLY:
+    single = batch_size == 1 and not sparse and problem.family.name != "multinomial"
+    if single and not _GENERAL_LOOP_ONLY:
         out = kernel.run_loop_single(
             problem.loss_code, problem.loss_param, A, problem.b, problem.reg,
             problem.row_norms, phi2_max, *method_args,
@@ -304,6 +313,10 @@ def _average_rounding_effect(problem, X, radius):
     """
     from polyakcheck.problems.families import dphi_abs_max
 
+    if problem.loss == "multinomial":
+        slope = problem.family.phi1_max * problem.row_norms
+        lipschitz = slope.mean() + problem.reg * (np.linalg.norm(X, axis=1) + radius)
+        return lipschitz * radius
     M = problem.margins(X)
     reach = radius[:, None] * problem.row_norms
     slope = dphi_abs_max(problem.loss, M - reach, M + reach, problem.b,

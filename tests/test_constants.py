@@ -73,3 +73,39 @@ def test_gradient_noise_matches_sampling(diabetes, batch_size):
     batches = sample_indices(problem.n, 40000, batch_size, seed=3)
     sampled = np.mean(np.sum(grads[batches].mean(axis=1) ** 2, axis=1))
     assert sampled == pytest.approx(sigma_sq, rel=0.05)
+
+
+FAMILY_CASES = [("diabetes", "least_squares"), ("diabetes", "absolute"),
+                ("diabetes", "huber"), ("diabetes", "poisson"),
+                ("breast_cancer", "logistic"), ("breast_cancer", "squared_hinge"),
+                ("breast_cancer", "hinge"), ("iris", "multinomial")]
+
+
+def ball_points(center, radius, count, rng):
+    for _ in range(count):
+        u = rng.standard_normal(center.size)
+        yield center + radius * rng.uniform() ** (1 / center.size) * u / np.linalg.norm(u)
+
+
+@pytest.mark.parametrize("data,loss", FAMILY_CASES)
+def test_local_constants_bound_sampled_points(data, loss):
+    from polyakcheck import load_dataset, solve
+
+    problem = load_dataset(data, loss=loss, reg=0.01)
+    solution = solve(problem)
+    c = instance_constants(problem, solution, 1)
+    D, G_D, L_D = c["D"]["value"], c["G_D"]["value"], c["L_D"]["value"]
+    rng = np.random.default_rng(7)
+    worst_g = 0.0
+    worst_l = 0.0
+    for x in ball_points(solution.x_star, D, 100, rng):
+        worst_g = max(worst_g, np.linalg.norm(problem.gradients(x), axis=1).max())
+        if np.isfinite(L_D):
+            v = rng.standard_normal(problem.d)
+            v *= 1e-6 / np.linalg.norm(v)
+            # Stay inside the ball so the local constant applies to both points.
+            y = solution.x_star + (x - solution.x_star) * (1 - 1e-5)
+            diff = problem.gradients(y + v) - problem.gradients(y)
+            worst_l = max(worst_l, np.linalg.norm(diff, axis=1).max() / 1e-6)
+    assert worst_g <= G_D * (1 + 1e-12), (worst_g, G_D)
+    assert worst_l <= L_D * (1 + 1e-6), (worst_l, L_D)

@@ -36,12 +36,14 @@ def test_every_compatible_pair_loads(name, loss):
 
     assert problem.loss == loss
     assert problem.name == name
-    assert problem.A.shape == (problem.n, problem.d)
+    assert problem.A.shape == (problem.n, problem.n_features)
+    assert problem.d == problem.n_features * problem.n_classes
     assert not problem.sparse
     np.testing.assert_allclose(problem.A.mean(axis=0), 0.0, atol=1e-12)
     column_std = problem.A.std(axis=0)
     assert np.all((np.abs(column_std - 1.0) <= 1e-12) | (column_std == 0.0))
-    expected_reg = DEFAULT_LOGISTIC_REG if loss in CLASSIFICATION_FAMILIES else 0.0
+    classification = loss in CLASSIFICATION_FAMILIES or loss == "multinomial"
+    expected_reg = DEFAULT_LOGISTIC_REG if classification else 0.0
     assert problem.reg == expected_reg
 
 
@@ -377,7 +379,7 @@ def test_invalid_parameters_raise(kwargs, fragment):
     assert fragment in str(excinfo.value)
 
 
-@pytest.mark.parametrize("loss", sorted(FAMILIES))
+@pytest.mark.parametrize("loss", sorted(set(FAMILIES) - {"multinomial"}))
 def test_every_family_generates(loss):
     problem = make_synthetic(loss, n=40, d=4, seed=9)
 
@@ -386,3 +388,8 @@ def test_every_family_generates(loss):
         assert np.all(np.isfinite(problem.b))
     if loss == "poisson":
         np.testing.assert_array_equal(problem.b, np.round(problem.b))
+
+
+def test_synthetic_multinomial_is_rejected():
+    with pytest.raises(ValueError, match="load_dataset"):
+        make_synthetic(loss="multinomial")

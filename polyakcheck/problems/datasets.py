@@ -34,15 +34,16 @@ from polyakcheck.problems.problem import Problem
 
 REGRESSION_FAMILIES = ("least_squares", "absolute", "huber", "poisson")
 CLASSIFICATION_FAMILIES = ("logistic", "squared_hinge", "hinge")
+MULTICLASS_SETS = ("digits", "wine", "iris")
 
 # Loss families that each bundled set supports; the first one is its default.
 COMPATIBLE = {
     "diabetes": list(REGRESSION_FAMILIES),
     "linnerud": list(REGRESSION_FAMILIES),
     "breast_cancer": list(CLASSIFICATION_FAMILIES),
-    "digits": list(CLASSIFICATION_FAMILIES),
-    "wine": list(CLASSIFICATION_FAMILIES),
-    "iris": list(CLASSIFICATION_FAMILIES),
+    "digits": list(CLASSIFICATION_FAMILIES) + ["multinomial"],
+    "wine": list(CLASSIFICATION_FAMILIES) + ["multinomial"],
+    "iris": list(CLASSIFICATION_FAMILIES) + ["multinomial"],
 }
 
 # Names of the bundled sets.
@@ -102,6 +103,8 @@ def load_dataset(name, loss=None, reg=None, loss_param=None):
             X, y = physiological, exercise[:, 0]
         else:
             X, y = exercise, physiological[:, 0]
+    elif loss == "multinomial":
+        X, y = _load_multiclass(name)
     else:
         X, y = _load_classification(name)
     if loss in REGRESSION_FAMILIES and loss != "poisson":
@@ -194,6 +197,14 @@ def _load_classification(name):
     return X, np.where(y == 0, 1.0, -1.0)
 
 
+def _load_multiclass(name):
+    """Return the features and the class indices 0..K-1 of a multiclass set."""
+    loader = {"digits": sk_datasets.load_digits, "wine": sk_datasets.load_wine,
+              "iris": sk_datasets.load_iris}[name]
+    X, y = loader(return_X_y=True)
+    return X, y.astype(np.float64)
+
+
 def _check_compatible(name, loss):
     if loss not in COMPATIBLE[name]:
         kind = "unknown loss" if loss not in FAMILIES else "loss"
@@ -204,7 +215,9 @@ def _check_compatible(name, loss):
 
 
 def _default_reg(loss):
-    return DEFAULT_LOGISTIC_REG if loss in CLASSIFICATION_FAMILIES else 0.0
+    if loss in CLASSIFICATION_FAMILIES or loss == "multinomial":
+        return DEFAULT_LOGISTIC_REG
+    return 0.0
 
 
 def _standardize(X):

@@ -34,7 +34,8 @@ class Family:
     formula : str
         phi(m, b) in plain text.
     labels : str
-        ``"real"``, ``"pm1"`` (labels in {-1, +1}) or ``"nonneg"`` (counts >= 0).
+        ``"real"``, ``"pm1"`` (labels in {-1, +1}), ``"nonneg"`` (counts >= 0) or
+        ``"class"`` (class indices 0, ..., K-1).
     phi1_max : float
         sup over m of |phi'(m, b)|; inf when unbounded.
     phi2_max : float
@@ -83,8 +84,15 @@ FAMILIES = {
                "delta (|m - b| - delta / 2)", "real", INF, 1.0, True, True),
         Family("poisson", 6, "exp(m) - b m", "nonneg", INF, INF, False, False,
                locally_smooth_only=True),
+        # Vector margin m = W a_i with one row w_k per class; x stacks the rows.
+        # ||p - e_b|| <= sqrt(2) and the Hessian of log-sum-exp has norm <= 1/2.
+        Family("multinomial", 7, "log sum_k exp(m_k) - m_b (softmax cross-entropy)",
+               "class", float(np.sqrt(2.0)), 0.5, True, True),
     )
 }
+
+# Families whose margin is a vector (one entry per class) rather than a scalar.
+VECTOR_MARGIN_FAMILIES = ("multinomial",)
 
 # Default of the one loss parameter (Huber's delta); other families ignore it.
 DEFAULT_LOSS_PARAM = {"huber": 1.0}

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import logsumexp
 
 from polyakcheck.problems.families import (
     DEFAULT_LOSS_PARAM, FAMILIES, d2phi_np, dphi_np, phi_np,
@@ -61,7 +62,8 @@ class Problem:
             A.setflags(write=False)
         b = np.ascontiguousarray(self.b, dtype=np.float64)
         x0 = self.x0
-        x0 = np.zeros(A.shape[1]) if x0 is None else np.array(x0, dtype=np.float64)
+        dim = A.shape[1] * _class_count(self.loss, b)
+        x0 = np.zeros(dim) if x0 is None else np.array(x0, dtype=np.float64)
         for arr in (b, x0):
             arr.setflags(write=False)
         param = self.loss_param
@@ -85,8 +87,18 @@ class Problem:
 
     @property
     def d(self):
-        """Dimension."""
+        """Dimension of x: the number of features, times the classes for multinomial."""
+        return self.A.shape[1] * self.n_classes
+
+    @property
+    def n_features(self):
+        """Number of features p (columns of A)."""
         return self.A.shape[1]
+
+    @property
+    def n_classes(self):
+        """Number of classes K of the multinomial loss (1 for the scalar families)."""
+        return _class_count(self.loss, self.b)
 
     @property
     def family(self):
@@ -134,14 +146,32 @@ class Problem:
         return False, self.A, np.empty(0), empty_i, empty_i
 
     def margins(self, X):
-        """Return a_i^T x for each row x of ``X``, shape (k, n)."""
+        """Return the margins for each row x of ``X``.
+
+        Shape (k, n) with entries a_i^T x for the scalar families, and (k, n, K) with
+        entries w_c^T a_i for multinomial, where x stacks the class rows w_c.
+        """
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        if self.loss == "multinomial":
+            W = X.reshape(X.shape[0], self.n_classes, self.n_features)
+            return np.einsum("kcp,np->knc", W, self.A)
         return np.asarray(self.A @ X.T).T
+
+    def _class_probabilities(self, M):
+        # Softmax over the last axis of multinomial margins, and the one-hot labels.
+        P = np.exp(M - logsumexp(M, axis=-1, keepdims=True))
+        onehot = np.eye(self.n_classes)[self.b.astype(np.int64)]
+        return P, onehot
 
     def values(self, X):
         """Return f_i(x) for each row x of ``X``, shape (k, n) for X of shape (k, d)."""
         X = np.atleast_2d(X)
-        V = phi_np(self.loss, self.margins(X), self.b, self.loss_param)
+        M = self.margins(X)
+        if self.loss == "multinomial":
+            labels = self.b.astype(np.int64)
+            V = logsumexp(M, axis=2) - M[:, np.arange(self.n), labels]
+        else:
+            V = phi_np(self.loss, M, self.b, self.loss_param)
         return V + 0.5 * self.reg * np.sum(X * X, axis=1)[:, None]
 
     def dphi(self, M):
@@ -155,6 +185,10 @@ class Problem:
     def gradients(self, x):
         """Return the (sub)gradient of every f_i at x, shape (n, d) (dense)."""
         x = np.asarray(x, dtype=np.float64)
+        if self.loss == "multinomial":
+            P, onehot = self._class_probabilities(self.margins(x)[0])
+            G = ((P - onehot)[:, :, None] * self.A[:, None, :]).reshape(self.n, self.d)
+            return G + self.reg * x
         coef = self.dphi(self.margins(x))[0]
         if self.sparse:
             G = np.asarray(self.A.multiply(coef[:, None]).todense())
@@ -165,12 +199,22 @@ class Problem:
     def gradient(self, x):
         """Return the (sub)gradient of f at x, shape (d,)."""
         x = np.asarray(x, dtype=np.float64)
+        if self.loss == "multinomial":
+            P, onehot = self._class_probabilities(self.margins(x)[0])
+            return ((P - onehot).T @ self.A).ravel() / self.n + self.reg * x
         coef = self.dphi(self.margins(x))[0]
         return np.asarray(self.A.T @ coef).ravel() / self.n + self.reg * x
 
     def objective(self, X):
         """Return f(x) for each row x of ``X``, shape (k,)."""
         return self.values(X).mean(axis=1)
+
+
+def _class_count(loss, b):
+    """Return K = max label + 1 for multinomial, and 1 for the scalar families."""
+    if loss == "multinomial":
+        return int(np.max(b)) + 1
+    return 1
 
 
 def _row_norms(A):
@@ -243,6 +287,18 @@ def validate_problem_inputs(loss, A, b, reg, x0):
                 f"{loss} labels must be -1 or +1, got values {labels[:5].tolist()}; "
                 "map a 0/1 label y to 2*y - 1"
             )
+    if kind == "class":
+        if sp.issparse(A):
+            raise ValueError(
+                "the multinomial loss needs a dense A; convert with A.toarray()"
+            )
+        if np.any(b_arr < 0) or np.any(b_arr != np.round(b_arr)):
+            raise ValueError(
+                "multinomial labels must be class indices 0, 1, ..., K-1, got values "
+                f"{np.unique(b_arr)[:5].tolist()}"
+            )
+        if np.max(b_arr) < 1:
+            raise ValueError("multinomial labels must name at least 2 classes (0 and 1)")
     if kind == "nonneg" and np.any(b_arr < 0):
         i = int(np.argmax(b_arr < 0))
         raise ValueError(
@@ -251,9 +307,10 @@ def validate_problem_inputs(loss, A, b, reg, x0):
     if not np.isfinite(reg) or reg < 0:
         raise ValueError(f"regularization reg must be finite and >= 0, got {reg!r}")
     if x0 is not None:
-        if np.shape(x0) != (d,):
+        dim = d * _class_count(loss, b_arr)
+        if np.shape(x0) != (dim,):
             raise ValueError(
-                f"starting point x0 must have shape ({d},), got shape {np.shape(x0)}"
+                f"starting point x0 must have shape ({dim},), got shape {np.shape(x0)}"
             )
         if not np.all(np.isfinite(x0)):
             raise ValueError("starting point x0 contains non-finite values")

@@ -151,6 +151,13 @@ def _push_to_margin(A, labels, x_true):
 def _validate(loss, n, d, interpolate, noise, offset_scale, condition, correlation, reg):
     if loss not in FAMILIES:
         raise ValueError(f"unknown loss {loss!r}; use one of {sorted(FAMILIES)}")
+    if loss == "multinomial":
+        # NOTE: no synthetic generator for the vector-margin family yet.
+        raise ValueError(
+            "make_synthetic does not generate multinomial problems; use "
+            "load_dataset('digits' | 'wine' | 'iris', loss='multinomial') or "
+            "Problem(name, 'multinomial', A, labels, reg=...)"
+        )
     for label, value in (("n", n), ("d", d)):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{label} must be an integer >= 1, got {label}={value!r}")
