@@ -153,7 +153,10 @@ def _kernel_rules(problem, method):
         step_size = method.step_size
         if step_size is None:
             step_size = default_sgd_step(problem)
-    if method.kind == "iam":
+    if method.kind == "iam" and "lam_constant" in method.mutation:
+        lam_rule = kernel.LAM_CONSTANT
+        lam_const = float(method.mutation["lam_constant"])
+    elif method.kind == "iam":
         lam_rule = kernel.LAM_T
         lam_const = float(method.mutation.get("lam_shift", 0.0))
     elif method.kind == "iam_const":
@@ -235,7 +238,7 @@ def run(problem, solution, method, steps, batch_size=1, seed=0, checkpoints=None
         star_magnitudes(problem, solution), solution.x_star, problem.x0, samples,
         step_rule, step_size, float(mutation.get("step_scale", 1.0)),
         bool(mutation.get("positive_part", True)), float(method.max_step_size),
-        lam_rule, lam_const, float(method.weight_decay), grid,
+        lam_rule, lam_const, float(method.weight_decay), "I2" in method.claims, grid,
     )
     started = time.perf_counter()
     single = batch_size == 1 and not sparse and problem.family.name != "multinomial"

@@ -227,3 +227,10 @@ def test_bernstein_limit_covers_constant_samples():
     upper = bernstein_upper(samples, 0.01, value_range=4.0)
     # All seeds equal: a t limit would be 0; the Bernstein limit keeps the range term.
     assert upper[0] == pytest.approx(7 * 4.0 * np.log(200.0) / (3 * 19))
+
+
+def test_averaging_check_flags_constant_weights(diabetes):
+    problem, solution = diabetes
+    method = Method("iam", lam="t", label="mutant", mutation={"lam_constant": 9.0})
+    traces = run_seeds(problem, solution, method, 2000, seeds=range(3))
+    assert_status(averaging_verdict(traces, problem.name), "violated")

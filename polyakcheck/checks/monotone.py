@@ -56,12 +56,13 @@ def monotone_verdict(traces, statement, problem_name=""):
 def averaging_verdict(traces, problem_name=""):
     """Return the I2 verdict: x_t equals mean(z_0..z_t) within rounding."""
     first = traces[0]
-    if first.method.get("kind") != "iam":
+    if "I2" not in first.claims:
         return Verdict(
             "I2", "x_t = mean(z_0..z_t) with lam_t = t", first.label, NOT_APPLICABLE,
             float("nan"), "", float("nan"), float("nan"), 0.0,
             tuple(tr.seed for tr in traces), 1.0,
-            "the running mean of z is measured only for IAM with lam_t = t",
+            "the running mean of z is measured only for methods that claim I2 "
+            "(IAM with lam_t = t)",
         )
     ratios = np.stack([tr.avg_err / tr.avg_tol for tr in traces])
     seed_idx, k = np.unravel_index(int(np.argmax(ratios)), ratios.shape)

@@ -188,7 +188,7 @@ def run_loop(
     loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max,
     f_target, f_i_star, f_i_star_mag, x_star, x0, samples,
     step_rule, step_size, step_scale, positive_part, max_step_size,
-    lam_rule, lam_const, weight_decay, checkpoints,
+    lam_rule, lam_const, weight_decay, track_mean, checkpoints,
 ):
     """Run one method for ``T = samples.shape[0] - 1`` steps.
 
@@ -224,6 +224,8 @@ def run_loop(
         negative control shifts it).
     weight_decay : float
         Decoupled anchor decay: z_{t+1} = (1 - weight_decay) z_t - gamma_t g_t.
+    track_mean : bool
+        Keep the running sum of z for the I2 check (methods that claim I2).
     checkpoints : ndarray of int64, shape (K,)
         Strictly increasing steps in [0, T] at which the state is recorded.
 
@@ -255,7 +257,6 @@ def run_loop(
     max_z_norm = 0.0
     g2sum = 0.0
     k = 0
-    track_mean = lam_rule == LAM_T
     keep = 1.0 - weight_decay
     # ||z_t - x_star|| of one step is the new distance of the step before, since
     # nothing moves z in between, so each step computes it once.
@@ -375,7 +376,7 @@ def run_loop_single(
     loss, param, A, b, reg, row_norm, phi2_max,
     f_target, f_i_star, f_i_star_mag, x_star, x0, samples,
     step_rule, step_size, step_scale, positive_part, max_step_size,
-    lam_rule, lam_const, weight_decay, checkpoints,
+    lam_rule, lam_const, weight_decay, track_mean, checkpoints,
 ):
     """Run one method with dense rows and batches of one sample.
 
@@ -401,7 +402,6 @@ def run_loop_single(
     max_z_norm = 0.0
     g2sum = 0.0
     k = 0
-    track_mean = lam_rule == LAM_T
     keep = 1.0 - weight_decay
     kinked = loss == HINGE or loss == ABSOLUTE
     dist_now = _dist(z, x_star)

@@ -44,7 +44,8 @@ class Method:
         Deliberate defects for negative controls only: ``step_scale`` (float),
         ``positive_part`` (bool), ``f_star_shift`` (float added to f_i_star),
         ``f_star_noise`` (std of Gaussian noise added to f_i_star), ``lam_shift``
-        (IAM uses lam_t = t + lam_shift, wrong averaging weights). A mutated method
+        (IAM uses lam_t = t + lam_shift, wrong averaging weights), ``lam_constant``
+        (IAM uses this constant lam while claiming lam_t = t). A mutated method
         keeps the claims of its kind, so the checkers test it against them.
     """
 
@@ -95,7 +96,8 @@ class Method:
                 f"weight_decay must be in [0, 1), got {self.weight_decay!r}"
             )
         unknown = set(self.mutation) - {
-            "step_scale", "positive_part", "f_star_shift", "f_star_noise", "lam_shift"
+            "step_scale", "positive_part", "f_star_shift", "f_star_noise", "lam_shift",
+            "lam_constant",
         }
         if unknown:
             raise ValueError(f"unknown mutation keys {sorted(unknown)}")
