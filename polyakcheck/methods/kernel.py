@@ -149,30 +149,33 @@ def _lam(lam_rule, lam_const, t):
 
 @njit(cache=True)
 def _record_monotone(monotone, t, gamma, weight_decay, gg, s_true, dist_now, dist_sq,
-                     value_scale, grad_mag, z_norm, d, batch_size):
+                     value_scale, grad_mag, z_norm, gamma_sum, gamma_norm):
     """Compare both sides of S1/I1 for step t and update the worst-step record."""
     if gg <= 0.0:
         monotone[MONO_ZERO_GRADIENTS] += 1.0
         return
     g_norm = math.sqrt(gg)
+    inv_g_norm = 1.0 / g_norm
     dist_next = math.sqrt(dist_sq)
-    decrease = s_true * s_true / gg if s_true > 0.0 else 0.0
+    decrease = 0.0
+    if s_true > 0.0:
+        scaled = s_true * inv_g_norm
+        decrease = scaled * scaled
     rhs = dist_now * dist_now - decrease
     tol = monotone_slack(
-        d, batch_size, value_scale, grad_mag, g_norm, dist_now, dist_next,
+        gamma_sum, gamma_norm, value_scale, grad_mag, inv_g_norm, dist_now, dist_next,
         z_norm, abs(gamma) * g_norm, decrease,
     )
     # The slack underflows to 0 when every term is below the smallest normal float;
     # the smallest positive float keeps the ratio defined and still flags any excess.
     tol = max(tol, 5e-324)
     excess = dist_sq - rhs
-    ratio = excess / tol
     # A step that does not move z (gamma = 0 and no decay) meets the bound with
     # equality when s_t <= 0; it says nothing about the margin, so only a violation
-    # counts from it.
+    # counts from it. The comparison excess > worst * tol avoids a division per step.
     moved = gamma != 0.0 or weight_decay != 0.0
-    if (moved or excess > 0.0) and ratio > monotone[MONO_WORST_RATIO]:
-        monotone[MONO_WORST_RATIO] = ratio
+    if (moved or excess > 0.0) and excess > monotone[MONO_WORST_RATIO] * tol:
+        monotone[MONO_WORST_RATIO] = excess / tol
         monotone[MONO_WORST_STEP] = t
         monotone[MONO_WORST_LHS] = dist_sq
         monotone[MONO_WORST_RHS] = rhs
@@ -258,6 +261,8 @@ def run_loop(
     g2sum = 0.0
     k = 0
     keep = 1.0 - weight_decay
+    gamma_sum = gamma_k(d + s + 4)
+    gamma_norm = gamma_k(d + 2)
     # ||z_t - x_star|| of one step is the new distance of the step before, since
     # nothing moves z in between, so each step computes it once.
     dist_now = _dist(z, x_star)
@@ -318,7 +323,8 @@ def run_loop(
         # S1 / I1 with the oracle's f_i(x_star), whatever the step used.
         value_scale = value_mag + f_star_mag_S + abs(gz) + math.sqrt(gg) * z_norm
         _record_monotone(monotone, t, gamma, weight_decay, gg, f_x - f_star_S + gz,
-                         dist_now, dist_sq, value_scale, grad_mag, z_norm, d, s)
+                         dist_now, dist_sq, value_scale, grad_mag, z_norm, gamma_sum,
+                         gamma_norm)
         dist_now = math.sqrt(dist_sq)
 
     return (
@@ -403,6 +409,8 @@ def run_loop_single(
     g2sum = 0.0
     k = 0
     keep = 1.0 - weight_decay
+    gamma_sum = gamma_k(d + 5)
+    gamma_norm = gamma_k(d + 2)
     kinked = loss == HINGE or loss == ABSOLUTE
     dist_now = _dist(z, x_star)
     # ||z|| enters only the rounding slack, where the upper bound
@@ -475,7 +483,8 @@ def run_loop_single(
         value_scale = (value_mag + f_i_star_mag[i] + abs(gz)
                        + grad_scale * (z_norm + x_norm))
         _record_monotone(monotone, t, gamma, weight_decay, gg, f_x - f_i_star[i] + gz,
-                         dist_now, dist_sq, value_scale, grad_mag, z_norm, d, 1)
+                         dist_now, dist_sq, value_scale, grad_mag, z_norm, gamma_sum,
+                         gamma_norm)
         dist_now = math.sqrt(dist_sq)
 
     return (

@@ -44,22 +44,23 @@ def gamma_k(k):
 
 @njit(cache=True)
 def monotone_slack(
-    d, batch_size, value_magnitude, grad_magnitude, g_norm, dist_now, dist_next,
-    z_norm, step_norm, decrease,
+    gamma_sum, gamma_norm, value_magnitude, grad_magnitude, inv_g_norm, dist_now,
+    dist_next, z_norm, step_norm, decrease,
 ):
     """Bound the float64 rounding error of one S1/I1 comparison.
 
     Parameters
     ----------
-    d, batch_size : int
-        Dimension and number of samples in the minibatch.
+    gamma_sum, gamma_norm : float
+        gamma_k for k = d + s + 4 (the terms of s_t and g_t, s the batch size) and for
+        k = d + 2 (the squared norms); the loops compute them once per run.
     value_magnitude : float
         Sum of the magnitudes of the terms in the computed numerator s_t
         (f_S(z_t), f_S(x_star) and the inner product).
     grad_magnitude : float
         Magnitude scale of the summed terms of g_t, same units as ||g_t||.
-    g_norm : float
-        ||g_t||, > 0.
+    inv_g_norm : float
+        1 / ||g_t|| (the gradient is nonzero).
     dist_now, dist_next : float
         ||z_t - x_star|| and ||z_{t+1} - x_star||.
     z_norm, step_norm : float
@@ -72,15 +73,13 @@ def monotone_slack(
     float
         Slack in units of squared distance.
     """
-    gk = gamma_k(d + batch_size + 4)
-    e_s = gk * value_magnitude
-    e_g = gk * grad_magnitude
-    delta = (e_s + e_g * dist_now) / g_norm
+    e_s = gamma_sum * value_magnitude
+    e_g = gamma_sum * grad_magnitude
+    delta = (e_s + e_g * dist_now) * inv_g_norm
     offset_term = 4.0 * delta * dist_now + 4.0 * delta * delta
     e_z = 2.0 * UNIT_ROUNDOFF * (z_norm + step_norm)
     update_term = 2.0 * dist_next * e_z + e_z * e_z
-    gd = gamma_k(d + 2)
-    norm_term = gd * (dist_now * dist_now + dist_next * dist_next + decrease)
+    norm_term = gamma_norm * (dist_now * dist_now + dist_next * dist_next + decrease)
     return 2.0 * (offset_term + update_term + norm_term)
 
 
