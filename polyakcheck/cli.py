@@ -1,4 +1,4 @@
-"""Command line: ``polyakcheck verify | reproduce``.
+"""Command line: ``polyakcheck verify | reproduce | sweep``.
 
 Exit status of ``verify``: 0 when no check is violated, 1 when one is, 2 for invalid
 input, 130 when interrupted.
@@ -125,6 +125,7 @@ def _add_verify_parser(sub):
 def build_parser():
     """Return the argparse parser of the ``polyakcheck`` command."""
     from polyakcheck.experiments import add_reproduce_parser
+    from polyakcheck.sweep import add_sweep_parser
 
     parser = OneLineParser(
         prog="polyakcheck",
@@ -133,6 +134,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _add_verify_parser(sub)
     add_reproduce_parser(sub)
+    add_sweep_parser(sub)
     return parser
 
 
@@ -287,6 +289,7 @@ def main(argv=None):
     """Entry point of the ``polyakcheck`` console script; returns the exit status."""
     from polyakcheck.experiments import cmd_reproduce
     from polyakcheck.oracle import OracleError
+    from polyakcheck.sweep import cmd_sweep
 
     parser = build_parser()
     try:
@@ -298,7 +301,7 @@ def main(argv=None):
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    commands = {"verify": cmd_verify, "reproduce": cmd_reproduce}
+    commands = {"verify": cmd_verify, "reproduce": cmd_reproduce, "sweep": cmd_sweep}
     try:
         return commands[args.command](args)
     except (InputError, ValueError, TypeError, OracleError) as exc:

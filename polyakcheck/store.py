@@ -12,12 +12,13 @@ Why SQLite (the ``sqlite3`` module of the standard library):
   writes to it. A second writer waits up to ``BUSY_TIMEOUT_SECONDS`` for the write
   lock.
 
-The key of a run is the sha256 of everything that determines its ``Trace``: the problem
-data (A, b, reg, x0, loss), the oracle's x_star and f_i(x_star) that the Polyak step
-uses, ``Method.describe()``, the seed, the batch size, the step count, the checkpoint
-grid and the code version (``code_version``). Two sweeps that share a run therefore
-share its row, and a change to the code that computes traces gives new keys instead of
-reusing stale traces.
+The key of a run is the sha256 of everything that determines its ``Trace``. That is
+the problem data (A, b, reg, x0, loss and loss_param), the oracle's x_star and
+f_i(x_star) that the Polyak step uses, and ``Method.describe()``. It is also the
+seed, the batch size, the step count, the sampling scheme, the checkpoint grid and
+the code version (``code_version``). Two sweeps that share a run therefore share its
+row, and a change to the code that computes traces gives new keys instead of reusing
+stale traces.
 """
 
 import dataclasses

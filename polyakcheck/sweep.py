@@ -9,7 +9,11 @@ A sweep is configured in TOML (``polyakcheck sweep CONFIG.toml``)::
     sampling = "uniform"        # optional: "uniform", "shuffle" or "cyclic"
 
     [[problems]]
-    name = "diabetes"           # a bundled data set, with an optional reg
+    name = "diabetes"           # a bundled data set; optional: loss, reg, loss_param
+
+    [[problems]]
+    name = "diabetes"
+    loss = "huber"              # labelled "diabetes-huber" unless label = "..." is set
 
     [[problems]]
     kind = "synthetic"          # least squares on Gaussian data, see make_synthetic
@@ -25,7 +29,8 @@ A sweep is configured in TOML (``polyakcheck sweep CONFIG.toml``)::
     name = "iam"
 
 The sweep is the product problems x methods x batch sizes x steps, and each of these
-groups runs once per seed. One run unit is (problem, method, batch size, steps, seed)
+groups runs once per seed. Each problem has a label (its data set name by default),
+which names its report page and must be distinct. One run unit is (problem, method, batch size, steps, seed)
 computed by ``polyakcheck.run``. The oracle solves each problem once in the parent
 process, and the solved problems are shipped to the workers: a local process pool by
 default, or the workers of a Dask scheduler. Every finished run is stored in a
@@ -35,6 +40,7 @@ come from ``verify.method_verdicts`` over the group's seeds, and the sweep write
 ``index.html``, one page per problem under ``problems/`` and ``results.json``.
 """
 
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -45,7 +51,7 @@ import threading
 import time
 import tomllib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -58,7 +64,7 @@ from polyakcheck.checks.verdict import STATUSES
 from polyakcheck.constants import instance_constants
 from polyakcheck.methods.spec import Method, make_method
 from polyakcheck.oracle import solve
-from polyakcheck.problems.datasets import BUNDLED, load_dataset
+from polyakcheck.problems.datasets import BUNDLED, COMPATIBLE, load_dataset
 from polyakcheck.problems.problem import Problem
 from polyakcheck.run import SAMPLINGS, checkpoint_grid, run
 from polyakcheck.store import RunStore, code_version, run_key
@@ -73,10 +79,12 @@ STORE_NAME = "runs.sqlite"
 CONFIG_KEYS = ("problems", "methods", "seeds", "batch_sizes", "steps", "confidence",
                "sampling")
 REQUIRED_KEYS = ("problems", "methods", "seeds", "batch_sizes", "steps")
-BUNDLED_KEYS = ("kind", "name", "reg")
-SYNTHETIC_KEYS = ("kind", "name", "n", "d", "seed", "noise", "reg")
+BUNDLED_KEYS = ("kind", "name", "label", "loss", "reg", "loss_param")
+SYNTHETIC_KEYS = ("kind", "label", "n", "d", "seed", "noise", "reg")
 # Parameters a [[methods]] table may set: every field of Method except its kind.
-METHOD_PARAM_KEYS = tuple(f.name for f in fields(Method) if f.name != "kind")
+METHOD_PARAM_KEYS = tuple(
+    f.name for f in dataclasses.fields(Method) if f.name != "kind"
+)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 # How often a pool worker checks that the sweep process that started it is alive.
@@ -281,8 +289,8 @@ def _parse_problems(value):
     for i, name in enumerate(names):
         if names.index(name) != i:
             raise ValueError(
-                f"problems[{i}].name {name!r} is used twice; give each problem a "
-                "distinct name"
+                f"problems[{i}] has the label {name!r} of an earlier problem; set a "
+                "distinct label = \"...\" on one of them"
             )
     return tuple(specs)
 
@@ -300,10 +308,11 @@ def _parse_problem(entry, where):
             f"{where}.kind {kind!r} is unknown; use \"bundled\" (the default) or "
             "\"synthetic\""
         )
-    if not NAME_PATTERN.match(spec["name"]):
+    label = spec["name"]
+    if not isinstance(label, str) or not NAME_PATTERN.match(label):
         raise ValueError(
-            f"{where}.name {spec['name']!r} is invalid; use letters, digits, '_', "
-            "'.' and '-' only, because the name becomes a file name"
+            f"{where}.label {label!r} is invalid; use letters, digits, '_', '.' and "
+            "'-' only, because the label becomes a file name"
         )
     return spec
 
@@ -313,18 +322,29 @@ def _parse_bundled(entry, where):
     if "name" not in entry:
         raise ValueError(
             f"{where} is missing the key 'name'; name a bundled data set, one of "
-            f"{', '.join(sorted(BUNDLED))}, or set kind = \"synthetic\""
+            f"{', '.join(BUNDLED)}, or set kind = \"synthetic\""
         )
-    name = entry["name"]
-    if name not in BUNDLED:
+    data = entry["name"]
+    if data not in BUNDLED:
         raise ValueError(
-            f"{where}.name {name!r} is not a bundled data set; use one of "
-            f"{', '.join(sorted(BUNDLED))}, or set kind = \"synthetic\""
+            f"{where}.name {data!r} is not a bundled data set; use one of "
+            f"{', '.join(BUNDLED)}, or set kind = \"synthetic\""
         )
-    spec = {"kind": "bundled", "name": name}
+    spec = {"kind": "bundled", "data": data}
+    if "loss" in entry:
+        if entry["loss"] not in COMPATIBLE[data]:
+            raise ValueError(
+                f"{where}.loss {entry['loss']!r} does not fit the data set {data!r}; "
+                f"use one of {', '.join(COMPATIBLE[data])}"
+            )
+        spec["loss"] = entry["loss"]
     if "reg" in entry:
         spec["reg"] = _check_number(entry["reg"], f"{where}.reg", 0.0)
-    return spec
+    if "loss_param" in entry:
+        spec["loss_param"] = _check_number(entry["loss_param"], f"{where}.loss_param",
+                                           0.0)
+    default_label = f"{data}-{spec['loss']}" if "loss" in spec else data
+    return {"name": entry.get("label", default_label), **spec}
 
 
 def _parse_synthetic(entry, where):
@@ -344,11 +364,8 @@ def _parse_synthetic(entry, where):
         "noise": _check_number(entry["noise"], f"{where}.noise", 0.0),
         "reg": _check_number(entry.get("reg", 0.0), f"{where}.reg", 0.0),
     }
-    default_name = f"synthetic-n{spec['n']}-d{spec['d']}-seed{spec['seed']}"
-    name = entry.get("name", default_name)
-    if not isinstance(name, str):
-        raise ValueError(f"{where}.name must be a string, got {name!r}")
-    return {"name": name, **spec}
+    default_label = f"synthetic-n{spec['n']}-d{spec['d']}-seed{spec['seed']}"
+    return {"name": entry.get("label", default_label), **spec}
 
 
 def _parse_methods(value):
@@ -409,12 +426,15 @@ def make_synthetic(n, d, seed, noise, reg=0.0, name=None):
 
 
 def build_problem(spec):
-    """Build the ``Problem`` of a validated problem spec."""
+    """Build the ``Problem`` of a validated problem spec, named by its label."""
     if spec["kind"] == "synthetic":
         return make_synthetic(spec["n"], spec["d"], spec["seed"], spec["noise"],
                               reg=spec["reg"], name=spec["name"])
-    kwargs = {"reg": spec["reg"]} if "reg" in spec else {}
-    return load_dataset(spec["name"], **kwargs)
+    problem = load_dataset(spec["data"], loss=spec.get("loss"), reg=spec.get("reg"),
+                           loss_param=spec.get("loss_param"))
+    if problem.name != spec["name"]:
+        problem = dataclasses.replace(problem, name=spec["name"])
+    return problem
 
 
 # ---------------------------------------------------------------- run units
@@ -525,9 +545,11 @@ def _exit_when_orphaned(sweep_pid):
 def _process_running(pid):
     """Return False when ``pid`` has exited, including a zombie not yet reaped."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
+        # The command name in parentheses may contain any bytes, so the state field
+        # is the first one after the last ")".
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
     except FileNotFoundError:
         return False
     except OSError:

@@ -142,3 +142,20 @@ def test_verify_reads_svmlight_file(tmp_path, capsys):
 def test_incompatible_loss_is_invalid(capsys):
     assert main(["verify", "--data", "diabetes", "--loss", "hinge", "--quiet"]) == 2
     assert "compatible losses: least_squares" in capsys.readouterr().err
+
+
+def test_sweep_command_runs_config(tmp_path, capsys):
+    config = tmp_path / "small.toml"
+    config.write_text(
+        'seeds = 3\nbatch_sizes = [1]\nsteps = [200]\n'
+        '[[problems]]\nname = "diabetes"\n'
+        '[[methods]]\nname = "sps_star"\n'
+    )
+    status = main(["sweep", str(config), "--output", str(tmp_path / "out"), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert (tmp_path / "out" / "index.html").exists()
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["runs"]["total"] == 3
+    assert results["summary"]["violated"] == 0
+    assert results["summary"]["holds"] > 0

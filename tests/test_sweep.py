@@ -338,12 +338,16 @@ BAD_CONFIGS = [
     (_with(seed=3), r"unknown key 'seed' in sweep config; allowed keys are"),
     (_with(problems=[{"kind": "synthetic", "n": 10, "d": 2, "seed": 0}]),
      r"problems\[0\] is missing the key 'noise'"),
-    (_with(problems=[{"name": "iris"}]),
-     r"problems\[0\]\.name 'iris' is not a bundled data set; use one of"),
+    (_with(problems=[{"name": "no_such_set"}]),
+     r"problems\[0\]\.name 'no_such_set' is not a bundled data set; use one of"),
+    (_with(problems=[{"name": "diabetes", "loss": "logistic"}]),
+     r"problems\[0\]\.loss 'logistic' does not fit the data set 'diabetes'"),
+    (_with(problems=[{"name": "diabetes", "label": "a b"}]),
+     r"problems\[0\]\.label 'a b' is invalid"),
     (_with(problems=[{"kind": "table", "name": "x"}]),
      r"problems\[0\]\.kind 'table' is unknown"),
     (_with(problems=[{"name": "diabetes"}, {"name": "diabetes"}]),
-     r"problems\[1\]\.name 'diabetes' is used twice"),
+     r"problems\[1\] has the label 'diabetes' of an earlier problem"),
     (_with(steps=[0]), r"'steps\[0\]' must be an integer >= 1, got 0"),
     (_with(seeds=[]), r"'seeds' must be a count or a non-empty list"),
     (_with(batch_sizes="4"), r"'batch_sizes' must be an integer or a non-empty list"),
@@ -407,3 +411,18 @@ def test_cli_reuses_store(local_sweep, tmp_path):
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert document["runs"]["computed"] == 0
     assert not math.isnan(document["seconds"])
+
+
+def test_bundled_loss_gets_label():
+    from polyakcheck.sweep import build_problem
+
+    config = parse_config(_with(problems=[
+        {"name": "diabetes"}, {"name": "diabetes", "loss": "huber", "loss_param": 0.5},
+    ]))
+    plain, huber = config.problems
+    assert plain["name"] == "diabetes"
+    assert huber["name"] == "diabetes-huber"
+    problem = build_problem(huber)
+    assert problem.name == "diabetes-huber"
+    assert problem.loss == "huber"
+    assert problem.loss_param == 0.5
