@@ -38,10 +38,8 @@ from numba import njit
 
 from polyakcheck.methods.rounding import average_slack, gamma_k, monotone_slack
 from polyakcheck.problems.losses import (
-    ABSOLUTE, HINGE, POISSON, batch_value_grad, dphi, phi,
+    ABSOLUTE, FASTMATH, HINGE, POISSON, batch_value_grad, dphi, phi,
 )
-
-FASTMATH = {"reassoc", "contract"}
 
 STEP_POLYAK = 0
 STEP_CONSTANT = 1

@@ -27,6 +27,11 @@ POISSON = 6
 MULTINOMIAL = 7
 
 LOSS_CODES = {name: fam.code for name, fam in FAMILIES.items()}
+
+# Only the reassociation and FMA-contraction flags: reductions vectorize, and NaN and
+# Inf keep their IEEE behaviour (see methods/kernel.py for why the rounding slack
+# stays valid).
+FASTMATH = {"reassoc", "contract"}
 PHI2_MAX = {name: fam.phi2_max for name, fam in FAMILIES.items()}
 
 
@@ -89,6 +94,14 @@ def dphi(loss, m, b, param):
     return math.exp(m) - b
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def _squared_norm(x):
+    acc = 0.0
+    for j in range(x.shape[0]):
+        acc += x[j] * x[j]
+    return acc
+
+
 @njit(cache=True)
 def sample_values(loss, A, b, reg, x, param=1.0):
     """Return f_i(x) for every sample of dense A, shape (n,)."""
@@ -112,17 +125,21 @@ def sample_gradients(loss, A, b, reg, x, param=1.0):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def _margin(sparse, A, data, indices, indptr, i, x):
+    # Plain loops: np.dot on a row view calls BLAS, whose call overhead exceeds the
+    # arithmetic for rows of a few hundred entries.
+    acc = 0.0
     if sparse:
-        acc = 0.0
         for p in range(indptr[i], indptr[i + 1]):
             acc += data[p] * x[indices[p]]
         return acc
-    return np.dot(A[i], x)
+    for j in range(x.shape[0]):
+        acc += A[i, j] * x[j]
+    return acc
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def _add_row(sparse, A, data, indices, indptr, i, coef, g):
     if sparse:
         for p in range(indptr[i], indptr[i + 1]):
@@ -133,7 +150,7 @@ def _add_row(sparse, A, data, indices, indptr, i, coef, g):
             g[j] += coef * row[j]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def _batch_multinomial(A, b, reg, row_norm, x, batch, g):
     """``batch_value_grad`` for the multinomial loss on dense rows.
 
@@ -149,7 +166,7 @@ def _batch_multinomial(A, b, reg, row_norm, x, batch, g):
     value = 0.0
     value_mag = 0.0
     grad_mag = 0.0
-    x_norm = math.sqrt(np.dot(x, x))
+    x_norm = math.sqrt(_squared_norm(x))
     for q in range(s):
         i = batch[q]
         label = int(b[i])
@@ -186,7 +203,7 @@ def _batch_multinomial(A, b, reg, row_norm, x, batch, g):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def batch_value_grad(
     loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max, x,
     batch, g,
@@ -236,7 +253,7 @@ def batch_value_grad(
     value = 0.0
     value_mag = 0.0
     grad_mag = 0.0
-    x_norm = math.sqrt(np.dot(x, x))
+    x_norm = math.sqrt(_squared_norm(x))
     for k in range(s):
         i = batch[k]
         m = _margin(sparse, A, data, indices, indptr, i, x)
