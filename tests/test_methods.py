@@ -156,3 +156,14 @@ def test_single_sample_loop_flags_mutants(diabetes):
     for mutation in ({"f_star_shift": -1.0}, {"step_scale": 2.0}):
         trace = run(problem, solution, Method("sps_star", mutation=mutation), 3000, seed=0)
         assert trace.monotone["violations"] > 0, mutation
+
+
+def test_parallel_seeds_match_sequential_runs(diabetes):
+    from polyakcheck import verify
+
+    problem, solution = diabetes
+    result = verify(problem, methods=["iam"], steps=500, seeds=4, solution=solution)
+    for trace in result.traces["iam"]:
+        alone = run(problem, solution, "iam", 500, seed=trace.seed, checkpoints=trace.t)
+        np.testing.assert_array_equal(trace.gap_last, alone.gap_last)
+        np.testing.assert_array_equal(trace.g2_sum, alone.g2_sum)

@@ -24,7 +24,9 @@ a_i^T x_t, a_i^T z_t, ||a_i||^2 (precomputed) and running sums of x and z that t
 update pass accumulates for the next step. It reads the sampled row twice per step, as
 plain SGD does, and checks S1/I1 with the same rounding slack.
 
-Both loops enable only the ``reassoc`` and ``contract`` fast-math flags, so reductions
+Both loops release the GIL (``nogil``), so runs with different seeds proceed in
+parallel threads, one per core (``verify`` does this). Both loops enable only the
+``reassoc`` and ``contract`` fast-math flags, so reductions
 vectorize and fuse into FMAs while NaN and Inf keep their IEEE behaviour. Neither flag
 invalidates the rounding slack: the bound gamma_k |a|^T |b| on a k-term dot product holds
 for any summation order, and a fused multiply-add rounds once where two operations
@@ -184,7 +186,7 @@ def _record_monotone(monotone, t, gamma, weight_decay, gg, s_true, dist_now, dis
         monotone[MONO_VIOLATIONS] += 1.0
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, nogil=True)
 def run_loop(
     loss, param, sparse, A, data, indices, indptr, b, reg, row_norm, phi2_max,
     f_target, f_i_star, f_i_star_mag, x_star, x0, samples,
@@ -375,7 +377,7 @@ def _update_with_mean(z, x, x_sum, z_sum, row, x_star, keep, step_a, step_x, lam
     return dist_sq, xx, xz
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, nogil=True)
 def run_loop_single(
     loss, param, A, b, reg, row_norm, phi2_max,
     f_target, f_i_star, f_i_star_mag, x_star, x0, samples,
