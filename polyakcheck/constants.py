@@ -74,8 +74,9 @@ def sample_infima(problem):
     Without regularization: inf_m phi(m, b_i) in closed form (0 for every family but
     Poisson, where it is b - b log b for b > 0), or phi(0, b_i) when a_i = 0. With
     reg > 0 the problem is one-dimensional along a_i: bisection on a (sub)gradient of
-    the reg-strongly convex h_i(s) = phi(s ||a_i||, b_i) + reg s^2 / 2 finds s_c, and
-    h_i(s_c) - h_i'(s_c)^2 / (2 reg) is a lower bound on inf h_i by strong convexity.
+    the reg-strongly convex h_i(s) = phi(s ||a_i||, b_i) + reg s^2 / 2 brackets the
+    minimizer in [lo, hi], and the larger of h_i(s_c) - h_i'(s_c)^2 / (2 reg) (strong
+    convexity) and the tangent lines at lo and hi is a lower bound on inf h_i.
     Least squares keeps its closed form b^2 reg / (2 (reg + ||a||^2)). Multinomial
     uses the lower bound 0 (log-sum-exp is at least the label margin).
     """
@@ -107,8 +108,16 @@ def sample_infima(problem):
         hi = np.where(slope < 0, hi, mid)
     s = 0.5 * (lo + hi)
     h, slope = _sample_objective_1d(problem, s)
-    bound = h - slope**2 / (2.0 * reg)
-    return np.minimum(bound, at_zero)
+    strong = h - slope**2 / (2.0 * reg)
+    # The bracket [lo, hi] holds the minimizer (a subgradient is < 0 at lo and >= 0 at
+    # hi), so the tangent lines at its ends give lower bounds as well; at a kink they
+    # stay tight where the strong-convexity bound uses a one-sided slope and is loose.
+    h_lo, slope_lo = _sample_objective_1d(problem, lo)
+    h_hi, slope_hi = _sample_objective_1d(problem, hi)
+    width = hi - lo
+    tangent = np.maximum(h_lo + np.minimum(slope_lo, 0.0) * width,
+                         h_hi - np.maximum(slope_hi, 0.0) * width)
+    return np.minimum(np.maximum(strong, tangent), at_zero)
 
 
 def gradient_noise(problem, x_star, batch_size):

@@ -109,3 +109,26 @@ def test_local_constants_bound_sampled_points(data, loss):
             worst_l = max(worst_l, np.linalg.norm(diff, axis=1).max() / 1e-6)
     assert worst_g <= G_D * (1 + 1e-12), (worst_g, G_D)
     assert worst_l <= L_D * (1 + 1e-6), (worst_l, L_D)
+
+
+@pytest.mark.parametrize("data,loss", [c for c in FAMILY_CASES if c[1] != "multinomial"])
+def test_sample_infima_tight_for_every_family(data, loss):
+    from scipy.optimize import minimize_scalar
+
+    from polyakcheck import load_dataset
+    from polyakcheck.problems.families import phi_np
+
+    problem = load_dataset(data, loss=loss, reg=0.01)
+    infima = sample_infima(problem)
+    for i in range(0, problem.n, 53):
+        norm = problem.row_norms[i]
+
+        def h(s):
+            return (phi_np(loss, s * norm, problem.b[i], problem.loss_param)
+                    + 0.5 * problem.reg * s**2)
+
+        # Margins within +-50 keep exp finite for Poisson and contain every minimizer.
+        best = minimize_scalar(h, bounds=(-50 / norm, 50 / norm), method="bounded",
+                               options={"xatol": 1e-12}).fun
+        assert infima[i] <= best + 1e-12, (i, infima[i], best)
+        assert infima[i] >= best - 1e-6, (i, infima[i], best)
