@@ -125,6 +125,13 @@ def _logistic_targets(A, x_true, offsets, interpolate):
     return np.where(margins >= 0.0, 1.0, -1.0)
 
 
+def _poisson_targets(A, x_true, offsets, interpolate):
+    # Rates exp(a_i^T x_true), perturbed on the log scale by the offsets and clipped
+    # so that exp stays moderate.
+    margins = A @ x_true if interpolate else A @ x_true + offsets
+    return np.exp(np.clip(margins, -5.0, 3.0))
+
+
 FAMILY_GENERATORS = {
     "least_squares": FamilyGenerator(
         loss="least_squares", targets=_least_squares_targets, min_reg=0.0,
@@ -134,6 +141,32 @@ FAMILY_GENERATORS = {
     # "interpolate" then means noise-free labels, not a common minimizer of the f_i.
     "logistic": FamilyGenerator(
         loss="logistic", targets=_logistic_targets, min_reg=MIN_POSITIVE_REG,
+        interpolating_reg_is_zero=False,
+    ),
+    # Non-smooth regression: the least-squares targets; the loss is bounded below and
+    # piecewise linear, so a minimizer exists at every reg >= 0.
+    "absolute": FamilyGenerator(
+        loss="absolute", targets=_least_squares_targets, min_reg=0.0,
+        interpolating_reg_is_zero=True,
+    ),
+    "huber": FamilyGenerator(
+        loss="huber", targets=_least_squares_targets, min_reg=0.0,
+        interpolating_reg_is_zero=True,
+    ),
+    # The hinge losses are bounded below by 0 and piecewise polynomial, so their
+    # minimum is attained even on separable labels.
+    "squared_hinge": FamilyGenerator(
+        loss="squared_hinge", targets=_logistic_targets, min_reg=0.0,
+        interpolating_reg_is_zero=False,
+    ),
+    "hinge": FamilyGenerator(
+        loss="hinge", targets=_logistic_targets, min_reg=0.0,
+        interpolating_reg_is_zero=False,
+    ),
+    # Poisson needs counts >= 0, and reg > 0 so that a zero count cannot push a margin
+    # to -inf.
+    "poisson": FamilyGenerator(
+        loss="poisson", targets=_poisson_targets, min_reg=MIN_POSITIVE_REG,
         interpolating_reg_is_zero=False,
     ),
 }
