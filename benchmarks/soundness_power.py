@@ -297,12 +297,15 @@ def soundness_summary(results, steps, seed_count):
 
 
 def group_key(instance):
-    """Return the instance group that the power table breaks detections down by."""
-    if instance["family"] == "least_squares":
-        if instance["interpolate"]:
-            return "least squares, interpolating"
-        return "least squares, offsets"
-    return "logistic"
+    """Return the instance group that the power table breaks detections down by.
+
+    The group is the loss family, and for the regression families also whether the
+    draw interpolates (every f_i minimized at x*, so f_i(x*) is 0 up to rounding).
+    """
+    family = instance["family"].replace("_", " ")
+    if instance["family"] in ("least_squares", "absolute", "huber"):
+        return f"{family}, {'interpolating' if instance['interpolate'] else 'offsets'}"
+    return family
 
 
 def relative_mutation(record, instance):

@@ -234,3 +234,22 @@ def test_averaging_check_flags_constant_weights(diabetes):
     method = Method("iam", lam="t", label="mutant", mutation={"lam_constant": 9.0})
     traces = run_seeds(problem, solution, method, 2000, seeds=range(3))
     assert_status(averaging_verdict(traces, problem.name), "violated")
+
+
+def test_s3_is_attained_on_absolute_value():
+    # f(x) = |2 x - 1| from x0 = 3: f is linear between x0 and x* = 1/2, so
+    # f(xbar_1) - f* = f(x0) - f* = G D, and S3 holds with equality at t = 1. The
+    # checker must not call the bound violated there; it reports the tightness 1.
+    from polyakcheck import Problem, solve
+
+    problem = Problem("abs", "absolute", np.array([[2.0]]), np.array([1.0]),
+                      x0=np.array([3.0]))
+    solution = solve(problem)
+    traces = run_seeds(problem, solution, "sps_star", 100, seeds=range(10))
+    constants = instance_constants(problem, solution, 1)
+    verdicts = {v.statement: v for v in anytime_verdicts(traces, constants,
+                                                         problem.assumptions)}
+    s3 = verdicts["S3"]
+    assert s3.tightness == pytest.approx(1.0, rel=1e-12)
+    assert s3.status != "violated", s3.message
+    assert constants["G_D"]["value"] * constants["D"]["value"] == pytest.approx(5.0)
