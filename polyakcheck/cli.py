@@ -8,6 +8,7 @@ import argparse
 import logging
 import math
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -149,6 +150,9 @@ def format_table(verifications):
                 f"{ver.problem['name']:<14} {v.method:<12} {v.statement:<5} "
                 f"{v.status:<14} {margin:>9}  {v.where}"
             )
+            if v.status != "holds":
+                # The reason of a verdict other than holds, on its own line.
+                lines.append(f"{'':<14} {'':<12} {'':<5} {v.message}")
     return "\n".join(lines)
 
 
@@ -171,6 +175,12 @@ def _validate_verify(args):
     if not args.data:
         raise InputError("--data is empty; pass one or more of " + ", ".join(sorted(BUNDLED)))
     for name in args.data:
+        looks_like_path = os.sep in name or "." in os.path.basename(name)
+        if name not in BUNDLED and looks_like_path and not os.path.isfile(name):
+            raise InputError(
+                f"data file {name!r} not found; pass an existing svmlight file or one "
+                f"of {', '.join(sorted(BUNDLED))}"
+            )
         if name not in BUNDLED and not os.path.isfile(name):
             raise InputError(
                 f"unknown data set {name!r}; choose from {', '.join(sorted(BUNDLED))} "
@@ -181,6 +191,11 @@ def _validate_verify(args):
                 f"--loss {args.loss} does not fit data set {name!r}; compatible losses: "
                 f"{', '.join(COMPATIBLE[name])}"
             )
+    if args.loss_param is not None and args.loss != "huber":
+        raise InputError(
+            f"--loss-param {args.loss_param:g} sets Huber's delta only; pass it with "
+            "--loss huber or drop it"
+        )
     if args.reg is not None and not (math.isfinite(args.reg) and args.reg >= 0):
         raise InputError(f"--reg {args.reg:g} is invalid; pass a finite number >= 0")
     if args.loss_param is not None and not (
@@ -306,6 +321,12 @@ def main(argv=None):
         return commands[args.command](args)
     except (InputError, ValueError, TypeError, OracleError) as exc:
         print(f"polyakcheck: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except (OSError, sqlite3.DatabaseError) as exc:
+        # Paths that cannot be written, a results store that is not SQLite, or a
+        # Dask scheduler that does not answer.
+        print(f"polyakcheck: error: {exc}; check the paths and addresses passed",
+              file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         print("polyakcheck: interrupted; no report was written", file=sys.stderr)

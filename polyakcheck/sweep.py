@@ -47,6 +47,7 @@ import multiprocessing
 import numbers
 import os
 import re
+import signal
 import threading
 import time
 import tomllib
@@ -65,6 +66,7 @@ from polyakcheck.constants import instance_constants
 from polyakcheck.methods.spec import Method, make_method
 from polyakcheck.oracle import solve
 from polyakcheck.problems.datasets import BUNDLED, COMPATIBLE, load_dataset
+from polyakcheck.problems.families import FAMILIES
 from polyakcheck.problems.problem import Problem
 from polyakcheck.run import SAMPLINGS, checkpoint_grid, run
 from polyakcheck.store import RunStore, code_version, run_key
@@ -332,6 +334,11 @@ def _parse_bundled(entry, where):
         )
     spec = {"kind": "bundled", "data": data}
     if "loss" in entry:
+        if entry["loss"] not in FAMILIES:
+            raise ValueError(
+                f"{where}.loss {entry['loss']!r} is not a known loss; use one of "
+                f"{', '.join(COMPATIBLE[data])} for {data!r}"
+            )
         if entry["loss"] not in COMPATIBLE[data]:
             raise ValueError(
                 f"{where}.loss {entry['loss']!r} does not fit the data set {data!r}; "
@@ -519,6 +526,9 @@ _WORKER_CONTEXTS = {}
 
 
 def _init_worker(contexts, sweep_pid):
+    # Ctrl-C reaches the whole process group; the sweep process handles it and
+    # terminates the workers, so a worker ignores it instead of printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_CONTEXTS.update(contexts)
     try:
         from threadpoolctl import threadpool_limits
@@ -616,9 +626,16 @@ def _execute_pool(pending, contexts, workers, on_trace):
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
             for future in done:
                 on_trace(futures[future], _result_or_log(future, futures[future]))
-    finally:
-        # Queued runs are dropped; the runs already started finish first.
-        executor.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        # Every finished run is already committed to the store, so an interrupt or an
+        # error only loses the runs in flight. Terminating the workers, instead of
+        # waiting for them, keeps the exit prompt: waiting could hang in
+        # multiprocessing's exit handler after the futures were cancelled.
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
 
 
 def _execute_dask(pending, contexts, address, on_trace):

@@ -171,10 +171,11 @@ def _record_monotone(monotone, t, gamma, weight_decay, gg, s_true, dist_now, dis
     tol = max(tol, 5e-324)
     excess = dist_sq - rhs
     # A step that does not move z (gamma = 0 and no decay) meets the bound with
-    # equality when s_t <= 0; it says nothing about the margin, so only a violation
-    # counts from it. The comparison excess > worst * tol avoids a division per step.
+    # equality when s_t <= 0, up to rounding within the slack; it says nothing about
+    # the margin, so only a violation counts from it. The comparison
+    # excess > worst * tol avoids a division per step.
     moved = gamma != 0.0 or weight_decay != 0.0
-    if (moved or excess > 0.0) and excess > monotone[MONO_WORST_RATIO] * tol:
+    if (moved or excess > tol) and excess > monotone[MONO_WORST_RATIO] * tol:
         monotone[MONO_WORST_RATIO] = excess / tol
         monotone[MONO_WORST_STEP] = t
         monotone[MONO_WORST_LHS] = dist_sq

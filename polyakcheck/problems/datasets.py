@@ -143,7 +143,8 @@ def load_svmlight(path, loss, reg=None, dense=False, loss_param=None):
         L2 strength; None takes ``DEFAULT_LOGISTIC_REG`` for the classification
         families and 0 for the regression families.
     dense : bool, default False
-        Return A as a dense ndarray instead of a scipy.sparse CSR matrix.
+        Return A as a dense ndarray instead of a scipy.sparse CSR matrix (always dense
+        for the multinomial loss, whose kernel reads dense rows).
     loss_param : float or None
         Huber's delta.
 
@@ -177,6 +178,11 @@ def load_svmlight(path, loss, reg=None, dense=False, loss_param=None):
                 f"regression family ({', '.join(REGRESSION_FAMILIES)})"
             )
         y = np.where(y == classes[1], 1.0, -1.0)
+    if loss == "multinomial":
+        # Class indices 0..K-1 in the order of the sorted labels; the multinomial
+        # kernel reads dense rows, so the matrix is densified.
+        y = np.searchsorted(classes, y).astype(np.float64)
+        dense = True
     A = X.toarray() if dense else X.tocsr()
     return Problem(
         path.stem, loss, A, y, reg=_default_reg(loss) if reg is None else reg,

@@ -232,11 +232,17 @@ def _draw_bounds(ax, verdicts, floor):
     colors = ["tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown"]
     for index, verdict in enumerate(verdicts):
         bound = _series_array(verdict, "bound")
+        # The first bound of a group (S2, the minimum of the other S2-S4 bounds)
+        # coincides with one of them on every stretch of t, so it is drawn as a wide
+        # pale band beneath the dashed lines instead of being hidden under them.
+        wide = index == 0 and len(verdicts) > 1
         ax.plot(
             _series_array(verdict, "t"),
             _mask_nonpositive(bound, floor),
-            linestyle="--",
-            linewidth=1.4,
+            linestyle="-" if wide else "--",
+            linewidth=6.0 if wide else 1.4,
+            alpha=0.3 if wide else 1.0,
+            zorder=1 if wide else 2,
             color=colors[index % len(colors)],
             label=f"{verdict.statement} bound ({verdict.status})",
         )
