@@ -186,7 +186,10 @@ def instance_constants(problem, solution, batch_size):
             "bound from a 1-D bisection; the single-sample value, valid but loose for "
             "batches",
         ),
-        "grad_norm_at_x_star": (r, "oracle certificate ||grad f(x_star)||"),
+        "grad_norm_at_x_star": (
+            r, "oracle certificate ||grad f(x_star)|| plus its float64 rounding floor: "
+            "an upper bound on the residual gradient",
+        ),
         "A_S3": (0.0, "Lipschitz corollary: A = 0"),
         "B_S3": (G_D**2, "B = G_D^2"),
         "A_S4a": (2 * L_max if smooth else inf, "self-bounding: A = 2 L_max"),
