@@ -62,12 +62,8 @@ MUTATED_KINDS = ("sps_star", "iam")
 LAM_CONSTANT_MUTANT = "IAM with constant lam = 9 claiming I2"
 # A target mutation smaller than this fraction of f(x0) - f_star counts as rounding level.
 ROUNDING_LEVEL = 1e-12
-NOT_COVERED = {
-    "non-convex loss": (
-        "needs a non-convex loss kernel (for example a sigmoid or a double-well phi); "
-        "every loss family in polyakcheck is convex"
-    ),
-}
+NONCONVEX_MUTANT = "non-convex f_i (negative ridge), f convex"
+NOT_COVERED = {}
 
 
 def draw_instance(base_seed, index):
@@ -214,6 +210,54 @@ def mutant_results(problem, solution, constants, batch_size, steps, seeds, base_
                               problem_name=problem.name)
         records.append(mutant_record(f"{statement} bound / 10", kind, {}, [verdict],
                                      base_traces[kind], None))
+    records += nonconvex_records(problem, batch_size, steps, seeds)
+    return records
+
+
+def nonconvex_variant(problem):
+    """Return a least-squares problem whose every f_i is non-convex, and its solution.
+
+    f_i(x) = (a_i^T x - b_i)^2 / 2 + reg ||x||^2 / 2 with reg = -lambda_min(A^T A / n) / 2
+    has the negative curvature reg in every direction orthogonal to a_i (d >= 2), while
+    f stays strongly convex, so x_star is the unique solution of a linear system. The
+    theory's convexity assumption on each f_i fails, which S1 and I1 use. Returns None
+    when the instance is not least squares, has d < 2, or A^T A / n is near singular.
+    ``Problem`` rejects a negative reg, so the mutant sets it after construction.
+    """
+    from polyakcheck import Problem, Solution
+
+    if problem.loss != "least_squares" or problem.d < 2 or problem.sparse:
+        return None
+    H = problem.A.T @ problem.A / problem.n
+    lam_min = float(np.linalg.eigvalsh(H)[0])
+    if lam_min <= 1e-3:
+        return None
+    mutant = Problem(problem.name + "-nonconvex", "least_squares", problem.A, problem.b,
+                     x0=problem.x0)
+    reg = -0.5 * lam_min
+    object.__setattr__(mutant, "reg", reg)
+    x_star = np.linalg.solve(H + reg * np.eye(problem.d), problem.A.T @ problem.b / problem.n)
+    f_i_star = mutant.values(x_star)[0]
+    grad_norm = float(np.linalg.norm(mutant.gradient(x_star)))
+    return mutant, Solution(x_star, float(f_i_star.mean()), f_i_star, grad_norm, 0.0,
+                            "numpy", "closed form")
+
+
+def nonconvex_records(problem, batch_size, steps, seeds):
+    """Check S1 (SPS*) and I1 (IAM) on the non-convex variant; [] when it has none."""
+    from polyakcheck.checks.monotone import monotone_verdict
+
+    variant = nonconvex_variant(problem)
+    if variant is None:
+        return []
+    mutant, solution = variant
+    records = []
+    for kind, statement in (("sps_star", "S1"), ("iam", "I1")):
+        method = Method(kind, lam="t" if kind == "iam" else None)
+        traces = run_seeds(mutant, solution, method, steps, batch_size, seeds)
+        verdict = monotone_verdict(traces, statement, mutant.name)
+        records.append(mutant_record(NONCONVEX_MUTANT, kind, {"reg": mutant.reg},
+                                     [verdict], traces, None))
     return records
 
 

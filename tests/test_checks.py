@@ -253,3 +253,22 @@ def test_s3_is_attained_on_absolute_value():
     assert s3.tightness == pytest.approx(1.0, rel=1e-12)
     assert s3.status != "violated", s3.message
     assert constants["G_D"]["value"] * constants["D"]["value"] == pytest.approx(5.0)
+
+
+def test_monotone_flags_nonconvex_samples():
+    # Each f_i = (a_i^T x - b_i)^2 / 2 + reg ||x||^2 / 2 with reg < 0 is non-convex
+    # (d >= 2) while f stays strongly convex: S1 loses the convexity it relies on.
+    from polyakcheck import Problem, Solution
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((40, 3))
+    b = A @ rng.standard_normal(3) + 0.3 * rng.standard_normal(40)
+    problem = Problem("nonconvex", "least_squares", A, b)
+    H = A.T @ A / 40
+    reg = -0.5 * np.linalg.eigvalsh(H)[0]
+    object.__setattr__(problem, "reg", reg)
+    x_star = np.linalg.solve(H + reg * np.eye(3), A.T @ b / 40)
+    f_i = problem.values(x_star)[0]
+    solution = Solution(x_star, f_i.mean(), f_i, 0.0, 0.0, "numpy", "closed form")
+    traces = run_seeds(problem, solution, "sps_star", 2000, seeds=range(3))
+    assert_status(monotone_verdict(traces, "S1"), "violated")
