@@ -123,6 +123,12 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
             or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if batch_size > problem.n:
+        logger.warning(
+            "batch_size %d exceeds n = %d; batches are drawn with replacement, so "
+            "each step averages %d draws of the %d samples", batch_size, problem.n,
+            batch_size, problem.n,
+        )
     steps = _resolve_steps(problem, steps, epochs, batch_size)
     seeds = _resolve_seeds(seeds)
     if sampling not in SAMPLINGS:

@@ -67,3 +67,11 @@ def test_mismatched_solution(diabetes, breast_cancer):
         run(problem, other, "sps_star", 10)
     with pytest.raises(TypeError, match="Problem"):
         solve("diabetes")
+
+
+def test_batch_larger_than_n_warns(diabetes, caplog):
+    problem, solution = diabetes
+    with caplog.at_level("WARNING", logger="polyakcheck.verify"):
+        verify(problem, methods=["sps_star"], steps=5, batch_size=1000, seeds=2,
+               solution=solution)
+    assert "batch_size 1000 exceeds n = 442" in caplog.text
