@@ -17,11 +17,11 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
-from matplotlib.figure import Figure as MplFigure
 
 from polyakcheck.atomic import to_jsonable, write_json_atomic, write_text_atomic
 from polyakcheck.report import provenance_info
 from polyakcheck.report.figures import figure_to_svg
+from polyakcheck.report.figures import panels as _report_panels
 
 logger = logging.getLogger(__name__)
 
@@ -178,16 +178,8 @@ class Figure:
 
 
 def panels(count, columns=3, width=4.6, height=3.4):
-    """Create a matplotlib figure with ``count`` panels and return (figure, axes)."""
-    columns = max(1, min(count, columns))
-    rows = math.ceil(count / columns)
-    fig = MplFigure(figsize=(width * columns, height * rows))
-    grid = fig.subplots(rows, columns, squeeze=False)
-    axes = list(grid.flat)
-    for ax in axes[count:]:
-        ax.set_visible(False)
-    fig.set_layout_engine("constrained")
-    return fig, axes[:count]
+    """Create a figure with ``count`` panels; the experiments' default panel size."""
+    return _report_panels(count, columns=columns, width=width, height=height)
 
 
 def render_figure(fig, key, title, caption):

@@ -325,7 +325,7 @@ def distance_figure(verification, prefix="p0"):
     if not methods:
         return None
     key = f"{prefix}-distance"
-    fig, axes = _panels(len(methods))
+    fig, axes = panels(len(methods))
     radius = _finite_or_none(verification.solution.get("D"))
     for ax, (label, traces) in zip(axes, methods.items()):
         t = np.asarray(traces[0].t, dtype=float)
@@ -358,7 +358,7 @@ def step_size_figure(verification, prefix="p0"):
     if not methods:
         return None
     key = f"{prefix}-step-size"
-    fig, axes = _panels(len(methods))
+    fig, axes = panels(len(methods))
     notes = set()
     for ax, (label, traces) in zip(axes, methods.items()):
         notes.add(_step_panel(ax, label, traces))
@@ -448,10 +448,14 @@ def _stack(traces, name):
     return np.stack([np.asarray(getattr(trace, name), dtype=float) for trace in traces])
 
 
-def _panels(count):
-    columns = min(count, MAX_COLUMNS)
+def panels(count, columns=MAX_COLUMNS, width=PANEL_WIDTH, height=PANEL_HEIGHT):
+    """Create a figure with ``count`` panels of width x height inches; return (fig, axes).
+
+    At most ``columns`` panels per row; unused grid cells are hidden.
+    """
+    columns = max(1, min(count, columns))
     rows = math.ceil(count / columns)
-    fig = MplFigure(figsize=(PANEL_WIDTH * columns, PANEL_HEIGHT * rows))
+    fig = MplFigure(figsize=(width * columns, height * rows))
     grid = fig.subplots(rows, columns, squeeze=False)
     axes = list(grid.flat)
     for ax in axes[count:]:
