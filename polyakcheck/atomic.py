@@ -91,8 +91,8 @@ def write_text_atomic(path, text, encoding="utf-8"):
 def write_texts_atomic(texts, encoding="utf-8"):
     """Write several files so that each is atomic and the set is replaced together.
 
-    Every text is first written and fsynced to a temporary file beside its target;
-    only when all of them are on disk are they renamed over their targets, one
+    Every text is first written and fsynced to a temporary file beside its target.
+    Only when all of them are on disk are they renamed over their targets, one
     ``os.replace`` after the other. A failure while staging leaves every target
     unchanged; the renames themselves leave only the microseconds between them in
     which a reader can see a new file next to an old one.

@@ -29,7 +29,7 @@ EXIT_INTERRUPTED = 130
 # The two real data sets of the default run: one least-squares, one logistic.
 DEFAULT_DATA = ("breast_cancer", "diabetes")
 
-# Longest run accepted from the command line. The sample indices of a run are drawn
+# Maximum number of samples per run accepted from the command line. The sample indices of a run are drawn
 # up front, 8 bytes per sample, so 10^8 steps of batch 1 take 0.8 GB.
 MAX_SAMPLES_PER_RUN = 10**8
 
@@ -324,7 +324,7 @@ def main(argv=None):
         return EXIT_INVALID
     except (OSError, sqlite3.DatabaseError) as exc:
         # Paths that cannot be written, a results store that is not SQLite, or a
-        # Dask scheduler that does not answer.
+        # Dask scheduler that does not respond.
         print(f"polyakcheck: error: {exc}; check the paths and addresses passed",
               file=sys.stderr)
         return EXIT_INVALID

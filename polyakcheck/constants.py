@@ -109,9 +109,10 @@ def sample_infima(problem):
     s = 0.5 * (lo + hi)
     h, slope = _sample_objective_1d(problem, s)
     strong = h - slope**2 / (2.0 * reg)
-    # The bracket [lo, hi] holds the minimizer (a subgradient is < 0 at lo and >= 0 at
-    # hi), so the tangent lines at its ends give lower bounds as well; at a kink they
-    # stay tight where the strong-convexity bound uses a one-sided slope and is loose.
+    # The bracket [lo, hi] contains the minimizer (a subgradient is < 0 at lo and
+    # >= 0 at hi), so the tangent lines at its ends give lower bounds as well. At a
+    # kink they stay tight, while the strong-convexity bound uses a one-sided slope
+    # and is loose.
     h_lo, slope_lo = _sample_objective_1d(problem, lo)
     h_hi, slope_hi = _sample_objective_1d(problem, hi)
     width = hi - lo

@@ -39,7 +39,7 @@ def sample_indices(n, steps, batch_size, seed, sampling="uniform"):
     expectation statements require. ``shuffle`` (random reshuffling: a fresh
     permutation per epoch) and ``cyclic`` (0, 1, ..., n-1, 0, ...) cover only the
     almost-sure statements. The draw depends on (n, steps, batch_size, seed, sampling)
-    only, so every method sees the same sequence for a seed.
+    only, so every method gets the same sequence for a seed.
     """
     if sampling not in SAMPLINGS:
         raise ValueError(
@@ -273,7 +273,7 @@ def _make_trace(
     f_star_mag = float(np.mean(star_magnitudes(problem, solution)))
     gap_tol = gk * (np.maximum(mag_last, mag_avg) + f_star_mag)
     # The averaged iterate x_sum / t carries the rounding of a t-term running sum,
-    # bounded per checkpoint by avg_tol; f moves by at most its local Lipschitz
+    # which avg_tol bounds per checkpoint. f moves by at most its local Lipschitz
     # constant on the segment times that distance.
     gap_tol = gap_tol + _average_rounding_effect(problem, cp_xbar, avg_tol)
     monotone = {

@@ -20,7 +20,7 @@ class Solution:
     grad_norm : float
         Certificate after polishing: ||grad f(x_star)||_2 for a differentiable loss, or
         the distance from 0 to the subdifferential of f at x_star for hinge and
-        absolute loss (``info["certificate"]`` says which).
+        absolute loss (``info["certificate"]`` names which).
     grad_norm_tol : float
         Float64 rounding floor of ``grad_norm``: a residual at or below it is as small
         as float64 evaluation of the gradient can show.

@@ -18,7 +18,7 @@ class Trace:
     claims : tuple of str
         Statements the method claims.
     seed : int
-        Seed of the sample sequence; every method sees the same sequence for a seed.
+        Seed of the sample sequence; every method gets the same sequence for a seed.
     steps : int
         Number of steps T.
     batch_size : int

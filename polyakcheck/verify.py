@@ -155,8 +155,8 @@ def verify(problem, methods=DEFAULT_METHODS, steps=None, epochs=None, batch_size
     traces = {}
     bar = tqdm(total=len(methods) * len(seeds), desc=problem.name, disable=not progress)
     # The compiled loops release the GIL, so a thread per core runs seeds in parallel
-    # without copying the data; each seed's run is independent, so the traces are the
-    # same as in a sequential loop.
+    # without copying the data. Each seed's run is independent, so the traces equal
+    # those of a sequential loop.
     workers = max(1, min(len(seeds), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for method in methods:

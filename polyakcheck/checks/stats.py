@@ -27,7 +27,7 @@ def one_sided_limits(samples, alpha_each):
     Returns
     -------
     mean, lower, upper : ndarray, shape (K,)
-        With m = 1 the limits are -inf and +inf: one run says nothing about a mean.
+        With m = 1 the limits are -inf and +inf: one run gives no confidence limit for a mean.
     """
     samples = np.asarray(samples, dtype=np.float64)
     m = samples.shape[0]

@@ -166,14 +166,15 @@ def _record_monotone(monotone, t, gamma, weight_decay, gg, s_true, dist_now, dis
         gamma_sum, gamma_norm, value_scale, grad_mag, inv_g_norm, dist_now, dist_next,
         z_norm, abs(gamma) * g_norm, decrease,
     )
-    # The slack underflows to 0 when every term is below the smallest normal float;
-    # the smallest positive float keeps the ratio defined and still flags any excess.
+    # The slack underflows to 0 when every term is below the smallest normal float.
+    # Flooring it at the smallest positive float keeps the ratio defined and still
+    # flags any excess.
     tol = max(tol, 5e-324)
     excess = dist_sq - rhs
     # A step that does not move z (gamma = 0 and no decay) meets the bound with
-    # equality when s_t <= 0, up to rounding within the slack; it says nothing about
-    # the margin, so only a violation counts from it. The comparison
-    # excess > worst * tol avoids a division per step.
+    # equality when s_t <= 0, up to rounding within the slack. Such a step carries no
+    # information about the margin, so only a violation counts from it. The
+    # comparison excess > worst * tol avoids a division per step.
     moved = gamma != 0.0 or weight_decay != 0.0
     if (moved or excess > tol) and excess > monotone[MONO_WORST_RATIO] * tol:
         monotone[MONO_WORST_RATIO] = excess / tol

@@ -87,7 +87,11 @@ def dphi(loss, m, b, param):
         return -b if b * m < 1.0 else 0.0
     if loss == ABSOLUTE:
         r = m - b
-        return 1.0 if r > 0.0 else (-1.0 if r < 0.0 else 0.0)
+        if r > 0.0:
+            return 1.0
+        if r < 0.0:
+            return -1.0
+        return 0.0
     if loss == HUBER:
         r = m - b
         return min(max(r, -param), param)
@@ -151,6 +155,20 @@ def _add_row(sparse, A, data, indices, indptr, i, coef, g):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def _finish_batch(g, x, reg, batch_size, x_norm, value, value_mag, grad_mag):
+    """Turn the batch sums into means and add the ridge term to each output."""
+    inv = 1.0 / batch_size
+    for j in range(g.shape[0]):
+        g[j] = g[j] * inv + reg * x[j]
+    half_reg_sq = 0.5 * reg * x_norm * x_norm
+    return (
+        value * inv + half_reg_sq,
+        value_mag * inv + half_reg_sq,
+        grad_mag * inv + reg * x_norm,
+    )
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def _batch_multinomial(A, b, reg, row_norm, x, batch, g):
     """``batch_value_grad`` for the multinomial loss on dense rows.
 
@@ -192,15 +210,7 @@ def _batch_multinomial(A, b, reg, row_norm, x, batch, g):
             for j in range(p):
                 g[k * p + j] += coef * A[i, j]
         grad_mag += (math.sqrt(coef_sq) + row_norm[i] * x_norm) * row_norm[i]
-    inv = 1.0 / s
-    for j in range(g.shape[0]):
-        g[j] = g[j] * inv + reg * x[j]
-    half_reg_sq = 0.5 * reg * x_norm * x_norm
-    return (
-        value * inv + half_reg_sq,
-        value_mag * inv + half_reg_sq,
-        grad_mag * inv + reg * x_norm,
-    )
+    return _finish_batch(g, x, reg, s, x_norm, value, value_mag, grad_mag)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -275,12 +285,4 @@ def batch_value_grad(
             curvature = phi2_max
         grad_mag += (abs(dp) + curvature * row_norm[i] * x_norm) * row_norm[i]
         _add_row(sparse, A, data, indices, indptr, i, dp, g)
-    inv = 1.0 / s
-    for j in range(g.shape[0]):
-        g[j] = g[j] * inv + reg * x[j]
-    half_reg_sq = 0.5 * reg * x_norm * x_norm
-    return (
-        value * inv + half_reg_sq,
-        value_mag * inv + half_reg_sq,
-        grad_mag * inv + reg * x_norm,
-    )
+    return _finish_batch(g, x, reg, s, x_norm, value, value_mag, grad_mag)

@@ -233,8 +233,8 @@ def _draw_bounds(ax, verdicts, floor):
     for index, verdict in enumerate(verdicts):
         bound = _series_array(verdict, "bound")
         # The first bound of a group (S2, the minimum of the other S2-S4 bounds)
-        # coincides with one of them on every stretch of t, so it is drawn as a wide
-        # pale band beneath the dashed lines instead of being hidden under them.
+        # coincides with one of them on every stretch of t. It is drawn as a wide
+        # pale band beneath the dashed lines, so it is not hidden under them.
         wide = index == 0 and len(verdicts) > 1
         ax.plot(
             _series_array(verdict, "t"),
